@@ -1,0 +1,36 @@
+"""The operator back-office for the activity engine, one module per model group."""
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from django_celery_beat import models as beat
+from rest_framework_api_key.models import APIKey
+
+from . import (  # noqa: F401  (registers)
+    activities,
+    channels,
+    experiments,
+    grants,
+    keys,
+    runs,
+    templates,
+)
+
+# Gambit's storefront keys are StorefrontKey; the library's own APIKey model is unused.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
+
+# Beat's rows are derived from activity and broadcast states by the scheduling services, under
+# row locks; a hand edit here would launch or end a campaign behind the state machine's back.
+for model in (
+    beat.PeriodicTask,
+    beat.ClockedSchedule,
+    beat.CrontabSchedule,
+    beat.IntervalSchedule,
+    beat.SolarSchedule,
+):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+admin.site.site_header = _("Gambit back-office")
+admin.site.site_title = _("Gambit")
+admin.site.index_title = _("Dashboard")

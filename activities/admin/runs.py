@@ -1,0 +1,205 @@
+"""Runtime rows the engine writes: events, chain runs (with readable traces), participations.
+
+Read-only: a trace is evidence of what happened, and nobody edits evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from activities.engine import registry
+from activities.models import ChainRun, Event, Participation
+
+from .base import ReadOnlyAdmin
+
+STEP_OUTCOMES = {
+    "passed": _("passed"),
+    "skipped": _("skipped"),
+    "rejected": _("rejected"),
+    "failed": _("failed"),
+}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+def trace_table(steps: list[dict[str, Any]]) -> str:
+    """A run's step trace as a table: number, processor, outcome, reason, milliseconds."""
+    if not steps:
+        return str(_("No steps ran."))
+    labels = dict(registry.choices())
+    header = format_html(
+        "<tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        _("processor"),
+        _("outcome"),
+        _("reason"),
+        _("ms"),
+    )
+    rows = format_html_join(
+        "",
+        '<tr class="gambit-step-{}"><td>{}</td><td>{}</td>'
+        '<td><span class="gambit-outcome gambit-outcome-{}">{}</span></td>'
+        "<td>{}</td><td>{}</td></tr>",
+        (
+            (
+                step.get("outcome", ""),
+                index,
+                labels.get(step.get("processor", ""), step.get("processor", "")),
+                step.get("outcome", ""),
+                STEP_OUTCOMES.get(step.get("outcome", ""), step.get("outcome", "")),
+                step.get("reason", ""),
+                step.get("ms", ""),
+            )
+            for index, step in enumerate(steps, start=1)
+        ),
+    )
+    return format_html('<table class="gambit-table gambit-trace">{}{}</table>', header, rows)
+
+
+def mapping_table(data: dict[str, Any]) -> str:
+    """A dict as a two-column table; nested values as indented JSON."""
+    if not data:
+        return "-"
+    return format_html(
+        '<table class="gambit-table">{}</table>',
+        format_html_join(
+            "",
+            "<tr><th>{}</th><td><pre class='gambit-mono'>{}</pre></td></tr>",
+            (
+                (key, value if isinstance(value, (str, int, float)) else _json(value))
+                for key, value in sorted(data.items())
+            ),
+        ),
+    )
+
+
+class RunInline(admin.TabularInline):
+    model = ChainRun
+    extra = 0
+    can_delete = False
+    fields = ["run_link", "activity", "outcome", "reason", "duration_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("run"))
+    def run_link(self, obj: ChainRun) -> str:
+        return format_html(
+            '<a href="{}">#{}</a>',
+            reverse("admin:activities_chainrun_change", args=[obj.pk]),
+            obj.pk,
+        )
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "channel", "customer", "state", "activity", "depth", "created_at"]
+    list_filter = ["state", "channel", "created_at"]
+    search_fields = ["id", "idempotency_key", "customer__external_id", "channel__code"]
+    list_select_related = ["channel", "customer", "activity"]
+    date_hierarchy = "created_at"
+    inlines = [RunInline]
+    fields = [
+        "id",
+        "channel",
+        "customer",
+        "activity",
+        "client",
+        "idempotency_key",
+        "payload_table",
+        "state",
+        "attempts",
+        "error",
+        "parent_run",
+        "depth",
+        "created_at",
+        "dispatched_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("payload"))
+    def payload_table(self, obj: Event) -> str:
+        return mapping_table(obj.payload)
+
+
+@admin.register(ChainRun)
+class ChainRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "activity", "customer", "outcome", "reason", "duration_ms", "created_at"]
+    list_filter = ["outcome", "activity", "created_at"]
+    search_fields = ["customer__external_id", "activity__code", "reason", "event__id"]
+    list_select_related = ["activity", "customer"]
+    date_hierarchy = "created_at"
+    fields = [
+        "event",
+        "activity",
+        "customer",
+        "outcome",
+        "reason_text",
+        "trace",
+        "result_table",
+        "grants_list",
+        "error",
+        "template_version",
+        "duration_ms",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("reason"))
+    def reason_text(self, obj: ChainRun) -> str:
+        return gettext(obj.reason) if obj.reason else "-"
+
+    @admin.display(description=_("step trace"))
+    def trace(self, obj: ChainRun) -> str:
+        return trace_table(obj.steps)
+
+    @admin.display(description=_("result"))
+    def result_table(self, obj: ChainRun) -> str:
+        return mapping_table(obj.result)
+
+    @admin.display(description=_("grants"))
+    def grants_list(self, obj: ChainRun) -> str:
+        grants = obj.grants.select_related("benefit")
+        if not grants:
+            return "-"
+        return format_html_join(
+            "",
+            '<div><a href="{}">{} x{}</a> ({})</div>',
+            (
+                (
+                    reverse("admin:activities_grant_change", args=[grant.pk]),
+                    grant.benefit.code,
+                    grant.quantity,
+                    grant.get_state_display(),
+                )
+                for grant in grants
+            ),
+        )
+
+
+@admin.register(Participation)
+class ParticipationAdmin(ReadOnlyAdmin):
+    list_display = ["activity", "customer", "version", "created_at", "updated_at"]
+    list_filter = ["activity"]
+    search_fields = ["customer__external_id", "activity__code"]
+    list_select_related = ["activity", "customer"]
+    fields = ["activity", "customer", "data_table", "version", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    @admin.display(description=_("context keys"))
+    def data_table(self, obj: Participation) -> str:
+        return mapping_table(obj.data)

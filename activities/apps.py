@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ActivitiesConfig(AppConfig):
+    name = "activities"
+    verbose_name = _("Activities")
+
+    def ready(self) -> None:
+        from activities.api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from activities.engine import processors  # noqa: F401  (registers the built-ins)

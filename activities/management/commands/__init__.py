@@ -1,0 +1,1 @@
+"""Operator commands: import/export activity definitions, API keys, the demo."""

@@ -1,0 +1,48 @@
+from .activity import Activity, ActivityState
+from .api_key import StorefrontKey
+from .benefit import Benefit, BenefitKind
+from .channel import Channel
+from .event import Event, EventState
+from .experiment import (
+    Assignment,
+    AssignmentPhase,
+    Conversion,
+    ConversionGoal,
+    Experiment,
+    ExperimentKind,
+    ExperimentState,
+    ExperimentVariant,
+)
+from .grant import Grant, GrantState
+from .participation import Participation, ParticipationCounter
+from .run import ChainRun, RunOutcome
+from .template import Chain, ChainStep, ErrorPolicy, StrategyTemplate
+
+__all__ = [
+    "Activity",
+    "ActivityState",
+    "Assignment",
+    "AssignmentPhase",
+    "Benefit",
+    "BenefitKind",
+    "Chain",
+    "ChainRun",
+    "ChainStep",
+    "Channel",
+    "Conversion",
+    "ConversionGoal",
+    "ErrorPolicy",
+    "Event",
+    "EventState",
+    "Experiment",
+    "ExperimentKind",
+    "ExperimentState",
+    "ExperimentVariant",
+    "Grant",
+    "GrantState",
+    "Participation",
+    "ParticipationCounter",
+    "RunOutcome",
+    "StorefrontKey",
+    "StrategyTemplate",
+]

@@ -1,0 +1,150 @@
+"""Reads. Queries the API, the admin and the engine share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet, Sum
+
+from activities.engine.context import dig
+from activities.models import (
+    Activity,
+    ActivityState,
+    Benefit,
+    ChainRun,
+    Event,
+    Grant,
+    GrantState,
+    Participation,
+)
+from activities.rules import MISSING
+
+
+@dataclass(frozen=True)
+class RunnableActivity:
+    id: int
+    template_id: int
+    template_version: int
+    config_version: int
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (
+            self.ends_at is None or now < self.ends_at
+        )
+
+
+def runnable_activities(*, channel_id: int, activity_id: int | None) -> list[RunnableActivity]:
+    """Running activities whose template binds a chain to the channel: read fresh every event,
+    so a pause or an edit that has committed is seen by the very next event."""
+    queryset = Activity.objects.filter(
+        state=ActivityState.RUNNING, template__chains__channel_id=channel_id
+    )
+    if activity_id is not None:
+        queryset = queryset.filter(pk=activity_id)
+    return [
+        RunnableActivity(*row)
+        for row in queryset.values_list(
+            "pk", "template_id", "template__version", "config_version", "starts_at", "ends_at"
+        ).order_by("pk")
+    ]
+
+
+def customer_in_audience(*, segment_id: int, customer_id: int) -> bool:
+    from segments.selectors import segment_contains
+
+    return segment_contains(segment_id=segment_id, customer_id=customer_id)
+
+
+def benefit_balances(*, activity_id: int, customer_id: int) -> dict[str, int]:
+    rows = (
+        Grant.objects.filter(
+            activity_id=activity_id, customer_id=customer_id, state=GrantState.ISSUED
+        )
+        .values_list("benefit__code")
+        .annotate(total=Sum("remaining"))
+    )
+    return {code: total for code, total in rows}
+
+
+def other_activity_value(*, activity_code: str, customer_id: int, path: list[str]) -> Any:
+    activity_id = Activity.objects.filter(code=activity_code).values_list("pk", flat=True).first()
+    if activity_id is None:
+        return MISSING
+    if len(path) == 1 and Benefit.objects.filter(activity_id=activity_id, code=path[0]).exists():
+        return benefit_balances(activity_id=activity_id, customer_id=customer_id).get(path[0], 0)
+    data = (
+        Participation.objects.filter(activity_id=activity_id, customer_id=customer_id)
+        .values_list("data", flat=True)
+        .first()
+    )
+    return MISSING if data is None else dig(data, path)
+
+
+def event_with_runs(*, event_id: Any, client_id: Any) -> Event | None:
+    runs = ChainRun.objects.select_related("activity").prefetch_related(
+        Prefetch("grants", queryset=Grant.objects.select_related("benefit"))
+    )
+    return (
+        Event.objects.filter(pk=event_id, client_id=client_id)
+        .prefetch_related(Prefetch("runs", queryset=runs))
+        .first()
+    )
+
+
+def customer_grants(*, external_id: str, state: str | None = None) -> QuerySet[Grant]:
+    queryset = Grant.objects.filter(customer__external_id=external_id).select_related(
+        "benefit", "activity"
+    )
+    if state:
+        queryset = queryset.filter(state=state)
+    return queryset.order_by("-created_at", "-pk")
+
+
+def running_activities() -> QuerySet[Activity]:
+    return (
+        Activity.objects.filter(state=ActivityState.RUNNING)
+        .select_related("template")
+        .prefetch_related("template__chains__channel", "benefits")
+        .order_by("starts_at", "code")
+    )
+
+
+def participation_summary(*, activity: Activity, external_id: str) -> dict[str, Any]:
+    from activities.models import ParticipationCounter
+
+    participation = (
+        Participation.objects.filter(activity=activity, customer__external_id=external_id)
+        .select_related("customer")
+        .first()
+    )
+    if participation is None:
+        return {
+            "activity": activity.code,
+            "customer": external_id,
+            "balances": {},
+            "counters": {},
+            "data": {},
+        }
+    balances = benefit_balances(activity_id=activity.pk, customer_id=participation.customer_id)
+    counters: dict[str, dict[str, int]] = {}
+    for key, period, count in ParticipationCounter.objects.filter(
+        activity=activity, scope=f"c:{participation.customer_id}"
+    ).values_list("key", "period", "count"):
+        counters.setdefault(key, {})[period] = count
+    return {
+        "activity": activity.code,
+        "customer": external_id,
+        "balances": {
+            code: balances.get(code, 0) for code in activity.benefits.values_list("code", flat=True)
+        },
+        "counters": counters,
+        "data": participation.data,
+    }
+
+
+def event_state(*, event_id: Any) -> str | None:
+    return Event.objects.filter(pk=event_id).values_list("state", flat=True).first()

@@ -1,0 +1,254 @@
+"""Accepting, dispatching and processing events. The Event row is also the outbox: it is
+written in the request's transaction, dispatched on commit, and re-dispatched by the sweeper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+
+from activities import selectors
+from activities.engine.errors import StepFailed
+from activities.errors import IdempotencyConflict, InvalidPayload, UnknownActivity, UnknownChannel
+from activities.models import Activity, Channel, Event, EventState, StorefrontKey
+from activities.services import waiters
+from segments.services import ensure_customer
+
+if TYPE_CHECKING:
+    from activities.engine.context import RunContext
+    from segments.models import Customer
+
+logger = structlog.get_logger(__name__)
+
+
+def request_hash(*, channel: str, customer: str, payload: Any, activity: str | None) -> str:
+    canonical = json.dumps(
+        {"channel": channel, "customer": customer, "payload": payload, "activity": activity},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_payload(channel: Channel, payload: dict[str, Any]) -> None:
+    if not channel.payload_schema:
+        return
+    errors = sorted(
+        Draft202012Validator(channel.payload_schema).iter_errors(payload),
+        key=lambda error: list(error.absolute_path),
+    )
+    if errors:
+        raise InvalidPayload(
+            f"The payload does not match the schema of channel {channel.code}.",
+            details=[
+                {
+                    "path": ".".join(["payload", *map(str, error.absolute_path)]),
+                    "message": error.message,
+                }
+                for error in errors
+            ],
+        )
+
+
+def _same_request(event: Event, digest: str) -> Event:
+    if event.request_hash != digest:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request body; "
+            "use a new key for a new event."
+        )
+    return event
+
+
+def accept_event(
+    *,
+    client: StorefrontKey,
+    idempotency_key: str,
+    channel_code: str,
+    customer_external_id: str,
+    payload: dict[str, Any],
+    activity_code: str | None = None,
+) -> tuple[Event, bool]:
+    """Record one storefront event exactly once per (client, key); returns (event, created)."""
+    digest = request_hash(
+        channel=channel_code,
+        customer=customer_external_id,
+        payload=payload,
+        activity=activity_code,
+    )
+    existing = Event.objects.filter(client=client, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return _same_request(existing, digest), False
+
+    channel = Channel.objects.filter(code=channel_code).first()
+    if channel is None:
+        raise UnknownChannel(f"There is no channel {channel_code!r}.")
+    _check_payload(channel, payload)
+    activity_id = None
+    if activity_code is not None:
+        activity_id = (
+            Activity.objects.filter(code=activity_code).values_list("pk", flat=True).first()
+        )
+        if activity_id is None:
+            raise UnknownActivity(f"There is no activity {activity_code!r}.")
+
+    with transaction.atomic():
+        customer = ensure_customer(external_id=customer_external_id)
+        try:
+            with transaction.atomic():
+                event = Event.objects.create(
+                    client=client,
+                    idempotency_key=idempotency_key,
+                    request_hash=digest,
+                    channel=channel,
+                    customer=customer,
+                    payload=payload,
+                    activity_id=activity_id,
+                    dispatched_at=timezone.now(),
+                )
+        except IntegrityError:
+            # A concurrent request with the same key committed first.
+            existing = Event.objects.get(client=client, idempotency_key=idempotency_key)
+            return _same_request(existing, digest), False
+        transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
+    logger.info(
+        "event_accepted",
+        event_id=str(event.pk),
+        channel=channel_code,
+        customer=customer_external_id,
+    )
+    return event, True
+
+
+def record_system_event(
+    *, channel_code: str, customer: Customer, payload: dict[str, Any], idempotency_key: str
+) -> Event:
+    """An event Gambit itself raises (an order paid, ...): recorded once per key, run after
+    the caller's transaction commits. Call it inside that transaction."""
+    channel, _ = Channel.objects.get_or_create(code=channel_code)
+    event, created = Event.objects.get_or_create(
+        client=None,
+        idempotency_key=idempotency_key,
+        defaults={
+            "request_hash": "",
+            "channel": channel,
+            "customer": customer,
+            "payload": payload,
+            "dispatched_at": timezone.now(),
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
+    return event
+
+
+def emit_event(*, ctx: RunContext, channel_code: str, payload: dict[str, Any]) -> Event:
+    """An event fired by a chain step; runs after the emitting run commits."""
+    depth = ctx.event.depth + 1
+    if depth > settings.GAMBIT_MAX_EMIT_DEPTH:
+        raise StepFailed(
+            "emit_depth_exceeded",
+            f"Events may chain at most {settings.GAMBIT_MAX_EMIT_DEPTH} deep; "
+            "this looks like a loop.",
+        )
+    channel = Channel.objects.filter(code=channel_code).first()
+    if channel is None:
+        raise StepFailed("unknown_channel", f"There is no channel {channel_code!r}.")
+    event = Event.objects.create(
+        idempotency_key=f"emit:{ctx.run.pk}:{ctx.step_index}",
+        request_hash="",
+        channel=channel,
+        customer=ctx.customer,
+        payload=payload,
+        parent_run=ctx.run,
+        depth=depth,
+        dispatched_at=timezone.now(),
+    )
+    ctx.on_commit(lambda: dispatch_event(event_id=event.pk))
+    return event
+
+
+def dispatch_event(*, event_id: Any) -> bool:
+    """Hand the event to a worker. A broker outage is logged, not raised: the sweeper retries."""
+    from activities.tasks import run_event_task
+
+    try:
+        run_event_task.apply_async(
+            args=[str(event_id)],
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception:  # kombu raises several unrelated types for "broker unreachable"
+        logger.warning("event_dispatch_failed", event_id=str(event_id), exc_info=True)
+        return False
+    return True
+
+
+def sweep_unfinished_events(*, older_than: dt.timedelta, limit: int = 1000) -> int:
+    """Re-dispatch events still pending/running after `older_than` (crash, broker outage)."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        Event.objects.filter(
+            state__in=[EventState.PENDING, EventState.RUNNING], dispatched_at__lt=cutoff
+        )
+        .order_by("dispatched_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return 0
+    Event.objects.filter(pk__in=ids).update(
+        dispatched_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    dispatched = sum(dispatch_event(event_id=event_id) for event_id in ids)
+    logger.info("events_swept", count=len(ids), dispatched=dispatched)
+    return dispatched
+
+
+def process_event(*, event_id: Any) -> Event | None:
+    """Run every bound activity's chain for the event; safe to call any number of times."""
+    from activities.engine.runner import run_activity, skip_activity
+    from activities.experiments.services import record_conversions
+
+    event = Event.objects.select_related("channel", "customer").filter(pk=event_id).first()
+    if event is None or event.state in (EventState.DONE, EventState.FAILED):
+        return event
+    structlog.contextvars.bind_contextvars(
+        event_id=str(event.pk), customer=event.customer.external_id
+    )
+    if event.state == EventState.PENDING:
+        event.start()
+        event.save(update_fields=["state"])
+    runnable = selectors.runnable_activities(
+        channel_id=event.channel_id, activity_id=event.activity_id
+    )
+    for activity in runnable:
+        run_activity(event=event, activity=activity)
+    if event.activity_id is not None and not runnable:
+        skip_activity(event=event, activity_id=event.activity_id, reason="activity_not_running")
+    # Before the event is marked done: a crash in between re-delivers it, and counting a
+    # conversion twice is impossible (unique per goal and customer).
+    record_conversions(event=event)
+    event.finish()
+    event.finished_at = timezone.now()
+    event.save(update_fields=["state", "finished_at", "error"])
+    transaction.on_commit(lambda: waiters.announce(event_id=event.pk))
+    structlog.contextvars.unbind_contextvars("event_id", "customer")
+    return event
+
+
+def fail_event(*, event_id: Any, error: str) -> None:
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None or event.state in (EventState.DONE, EventState.FAILED):
+        return
+    event.fail(error=error[:2000])
+    event.finished_at = timezone.now()
+    event.save(update_fields=["state", "finished_at", "error"])
+    waiters.announce(event_id=event.pk)

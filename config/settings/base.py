@@ -1,0 +1,292 @@
+"""Settings shared by every environment; every deployment-specific value comes from the environment.
+
+Zero setup: no variables at all gives a SQLite file and a local Redis. Real deployments set
+DATABASE_URL (PostgreSQL) and REDIS_URL / CELERY_BROKER_URL.
+"""
+
+import re
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+from celery.schedules import schedule as every
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from config.logging import configure_structlog, logging_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+API_RATE = re.compile(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)")
+env = environ.Env()
+env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'gambit.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "django_celery_beat",
+    "django_fsm",
+    "django_fsm_log",
+    "reversion",
+    "reversion_compare",
+    "django_structlog",
+    "health_check",
+    "segments",
+    "activities",
+    "notifications",
+    "config.metrics.MetricsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+# The zone an operator's form defaults to when an activity names none.
+GAMBIT_DEFAULT_TIMEZONE = env.str("GAMBIT_DEFAULT_TIMEZONE", default="Asia/Shanghai")
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "gambit",
+    }
+}
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["activities.api.permissions.StorefrontKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["activities.api.permissions.HasStorefrontKey"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["activities.api.parsers.LimitedJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["activities.api.throttling.StorefrontKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "activities.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+# Per storefront key and API scope (activities/api/throttling.py); over it: 429 + Retry-After.
+# Environment format: GAMBIT_API_RATES="events=12000/min;customers=1200/min;..." (N/s|min|hour|day).
+GAMBIT_API_RATES = env.dict(
+    "GAMBIT_API_RATES",
+    cast={"value": str},
+    default={
+        "events": "12000/min",
+        "customers": "1200/min",
+        "orders": "6000/min",
+        "broadcasts": "600/min",
+    },
+)
+if bad_rates := [r for r in GAMBIT_API_RATES.values() if not API_RATE.fullmatch(r)]:
+    raise ImproperlyConfigured(
+        f"GAMBIT_API_RATES: {bad_rates} are not N/s, N/min, N/hour or N/day."
+    )
+# Request bodies: the largest legitimate one is a bulk sync of 10,000 customers (about 4 MB
+# with attributes); anything larger is 413 payload_too_large (activities/api/parsers.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
+# `/metrics` (config/metrics.py): set it and scrapers send "Authorization: Bearer <token>".
+GAMBIT_METRICS_TOKEN = env.str("GAMBIT_METRICS_TOKEN", default="")
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gambit storefront API",
+    "DESCRIPTION": "Fire behaviour events, read results and grants, sync customers and orders.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue("events"), Queue("fanout"), Queue("sends"), Queue("default")]
+CELERY_TASK_ROUTES = {
+    "activities.tasks.run_event_task": {"queue": "events"},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task not acknowledged within this many seconds is handed to another worker.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep-pending-events": {
+        "task": "activities.tasks.sweep_pending_events_task",
+        "schedule": every(env.float("GAMBIT_SWEEP_INTERVAL", default=15.0)),
+        "options": {"queue": "default"},
+    },
+    # Launches and ends what beat's one-off tasks missed (beat down, task lost).
+    "refresh-segment-snapshots": {
+        "task": "segments.tasks.refresh_dynamic_segments_task",
+        "schedule": crontab(minute=0),
+        "options": {"queue": "fanout"},
+    },
+    "catch-up-activities": {
+        "task": "activities.tasks.catch_up_activities_task",
+        "schedule": every(env.float("GAMBIT_CATCH_UP_INTERVAL", default=60.0)),
+        "options": {"queue": "default"},
+    },
+}
+
+# --- Gambit ------------------------------------------------------------------------------------
+# How long an event may sit in pending/running before the sweeper dispatches it again.
+GAMBIT_SWEEP_AFTER_SECONDS = env.int("GAMBIT_SWEEP_AFTER_SECONDS", default=30)
+GAMBIT_MAX_EMIT_DEPTH = env.int("GAMBIT_MAX_EMIT_DEPTH", default=5)
+GAMBIT_MAX_WAIT_SECONDS = 10
+
+# --- Notifications ------------------------------------------------------------------------------
+# Channel providers: each backend in notifications/backends/ reads only its own dict.
+NOTIFICATIONS_EMAIL = {
+    "BACKEND": env.str(
+        "NOTIFICATIONS_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
+    ),
+    "HOST": env.str("NOTIFICATIONS_EMAIL_HOST", default="localhost"),
+    "PORT": env.int("NOTIFICATIONS_EMAIL_PORT", default=25),
+    "USER": env.str("NOTIFICATIONS_EMAIL_USER", default=""),
+    "PASSWORD": env.str("NOTIFICATIONS_EMAIL_PASSWORD", default=""),
+    "USE_TLS": env.bool("NOTIFICATIONS_EMAIL_USE_TLS", default=False),
+    "USE_SSL": env.bool("NOTIFICATIONS_EMAIL_USE_SSL", default=False),
+    "TIMEOUT": env.float("NOTIFICATIONS_EMAIL_TIMEOUT", default=10.0),
+    "FROM": env.str("NOTIFICATIONS_EMAIL_FROM", default="Gambit <no-reply@localhost>"),
+    # Message-IDs are <gambit.d{delivery id}@{domain}>: one per delivery, the same on a resend.
+    "MESSAGE_ID_DOMAIN": env.str("NOTIFICATIONS_MESSAGE_ID_DOMAIN", default="gambit.local"),
+}
+NOTIFICATIONS_WECHAT = {
+    "API_BASE": env.str("NOTIFICATIONS_WECHAT_API_BASE", default="https://api.weixin.qq.com"),
+    "APPID": env.str("NOTIFICATIONS_WECHAT_APPID", default=""),
+    "SECRET": env.str("NOTIFICATIONS_WECHAT_SECRET", default=""),
+    "MINIPROGRAM_STATE": env.str("NOTIFICATIONS_WECHAT_MINIPROGRAM_STATE", default="formal"),
+    "LANG": env.str("NOTIFICATIONS_WECHAT_LANG", default="zh_CN"),
+}
+NOTIFICATIONS_SMS = {
+    "URL": env.str("NOTIFICATIONS_SMS_URL", default=""),
+    "TOKEN": env.str("NOTIFICATIONS_SMS_TOKEN", default=""),
+    "SENDER": env.str("NOTIFICATIONS_SMS_SENDER", default=""),
+}
+NOTIFICATIONS_WEBHOOK = {
+    "URL": env.str("NOTIFICATIONS_WEBHOOK_URL", default=""),
+    # Signs each body (X-Gambit-Signature: sha256=<hex HMAC>) when set.
+    "SECRET": env.str("NOTIFICATIONS_WEBHOOK_SECRET", default=""),
+}
+NOTIFICATIONS_HTTP_TIMEOUT = env.float("NOTIFICATIONS_HTTP_TIMEOUT", default=10.0)
+# Messages per second per channel, one budget shared by every worker (a Redis token bucket).
+# Environment format: NOTIFICATIONS_RATE_LIMITS="email=200;wechat=100;sms=50;webhook=200".
+NOTIFICATIONS_RATE_LIMITS = env.dict(
+    "NOTIFICATIONS_RATE_LIMITS",
+    cast={"value": int},
+    default={"email": 200, "wechat": 100, "sms": 50, "webhook": 200},
+)
+NOTIFICATIONS_PAGE_SIZE = env.int("NOTIFICATIONS_PAGE_SIZE", default=5000)
+NOTIFICATIONS_BATCH_SIZE = env.int("NOTIFICATIONS_BATCH_SIZE", default=200)
+NOTIFICATIONS_SEND_THREADS = env.int("NOTIFICATIONS_SEND_THREADS", default=8)
+NOTIFICATIONS_SENDERS_PER_BROADCAST = env.int("NOTIFICATIONS_SENDERS_PER_BROADCAST", default=4)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=2.0)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=300.0)
+# A provider failing this many times in a row is left alone for the cooldown.
+NOTIFICATIONS_CIRCUIT_THRESHOLD = env.int("NOTIFICATIONS_CIRCUIT_THRESHOLD", default=10)
+NOTIFICATIONS_CIRCUIT_COOLDOWN_SECONDS = env.float(
+    "NOTIFICATIONS_CIRCUIT_COOLDOWN_SECONDS", default=15.0
+)
+NOTIFICATIONS_PAUSE_AFTER_ERRORS = env.int("NOTIFICATIONS_PAUSE_AFTER_ERRORS", default=100)
+# A claim not renewed for this long belongs to a dead sender; the sweeper queues it again.
+NOTIFICATIONS_CLAIM_LEASE_SECONDS = env.int("NOTIFICATIONS_CLAIM_LEASE_SECONDS", default=60)
+NOTIFICATIONS_FREQUENCY_CAP = env.int("NOTIFICATIONS_FREQUENCY_CAP", default=3)
+NOTIFICATIONS_FREQUENCY_WINDOW_HOURS = env.int("NOTIFICATIONS_FREQUENCY_WINDOW_HOURS", default=24)
+NOTIFICATIONS_BIRTHDAY_TICK_MINUTES = 15
+CELERY_TASK_ROUTES.update(
+    {
+        "notifications.tasks.plan_broadcast_task": {"queue": "fanout"},
+        "notifications.tasks.fire_standing_broadcast_task": {"queue": "fanout"},
+        "notifications.tasks.settle_cancelled_broadcast_task": {"queue": "fanout"},
+        "notifications.tasks.send_batch_task": {"queue": "sends"},
+        "notifications.tasks.send_delivery_task": {"queue": "sends"},
+        "notifications.tasks.launch_broadcast_task": {"queue": "default"},
+        "notifications.tasks.sweep_deliveries_task": {"queue": "default"},
+    }
+)
+CELERY_BEAT_SCHEDULE["sweep-notification-deliveries"] = {
+    "task": "notifications.tasks.sweep_deliveries_task",
+    "schedule": every(env.float("NOTIFICATIONS_SWEEP_INTERVAL", default=15.0)),
+    "options": {"queue": "default"},
+}
+# --- end Notifications -------------------------------------------------------------------------
+
+# --- Logging: JSON lines, with event/run/activity/customer bound by the engine ------------------
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("GAMBIT_LOG_FORMAT", default="json")
+LOGGING = logging_config(level=LOG_LEVEL, renderer=LOG_FORMAT)
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+
+configure_structlog()
+
+# Events move pending -> running -> done on the hot path; their audit trail is the row itself.
+DJANGO_FSM_LOG_IGNORED_MODELS = ("activities.models.event.Event",)

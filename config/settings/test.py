@@ -1,0 +1,26 @@
+"""Test settings: real PostgreSQL and Redis (the integration suite needs both)."""
+
+from config.logging import logging_config
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-not-for-production"  # noqa: S105
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/gambit")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["TEST"] = {"NAME": env.str("GAMBIT_TEST_DB", default="test_gambit")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING = logging_config(
+    level=env.str("DJANGO_LOG_LEVEL", default="WARNING"),
+    renderer=env.str("GAMBIT_LOG_FORMAT", default="console"),
+)
+# Static files come from the staticfiles app in tests; whitenoise would warn about STATIC_ROOT.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405
+
+# Tests use their own Redis database (and helpers running suites side by side pick others).
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/9")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+GAMBIT_SWEEP_AFTER_SECONDS = env.int("GAMBIT_SWEEP_AFTER_SECONDS", default=2)
+CELERY_IMPORTS = ("tests.worker_hooks",)

@@ -1,0 +1,382 @@
+"""Notifications in the back-office: templates (preview, test send), broadcasts (transition
+buttons through the lifecycle services, a live progress bar), deliveries (read only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms, http
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from activities.admin.base import (
+    ReadOnlyAdmin,
+    ReasonForm,
+    ServiceErrorsMixin,
+    TransitionAdminMixin,
+    TransitionButton,
+)
+from activities.timezones import LocalDateTimeField, LocalDateTimeFormMixin
+from notifications import selectors
+from notifications.models import (
+    Broadcast,
+    BroadcastKind,
+    BroadcastState,
+    Delivery,
+    NotificationTemplate,
+)
+from notifications.services import broadcasts as services
+from notifications.services import templates as template_services
+from segments.models import Customer
+
+# --- templates ------------------------------------------------------------------------------
+
+
+class PreviewForm(forms.Form):
+    customer = forms.CharField(
+        label=_("Customer (external id)"), max_length=128, help_text=_("Render for this customer.")
+    )
+    address = forms.CharField(
+        label=_("Send the test to"),
+        max_length=254,
+        required=False,
+        help_text=_("Leave empty to use the customer's own address for this channel."),
+    )
+    event = forms.JSONField(
+        label=_("Sample event payload"),
+        required=False,
+        help_text=_("For templates used by a chain's notify step: values for {{ event.* }}."),
+    )
+
+    def clean_customer(self) -> Customer:
+        external_id = self.cleaned_data["customer"].strip()
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            raise forms.ValidationError(_("No customer has this external id."))
+        return customer
+
+    def clean_event(self) -> dict[str, Any] | None:
+        event = self.cleaned_data.get("event")
+        if event is not None and not isinstance(event, dict):
+            raise forms.ValidationError(_("The sample payload must be a JSON object."))
+        return event
+
+
+@admin.register(NotificationTemplate)
+class NotificationTemplateAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "channel", "updated_at"]
+    list_filter = ["channel"]
+    search_fields = ["code", "name", "subject", "body"]
+    readonly_fields = ["created_at", "updated_at"]
+    change_form_template = "admin/notifications/notificationtemplate/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["code", "name", "channel"]}),
+        (_("Content"), {"fields": ["subject", "body", "fields"]}),
+        (_("Provider"), {"fields": ["provider_template_id", "link"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="notifications_notificationtemplate_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: http.HttpRequest, object_id: str) -> http.HttpResponse:
+        template = get_object_or_404(NotificationTemplate, pk=object_id)
+        if not self.has_view_permission(request, template):
+            raise http.Http404
+        form = PreviewForm(request.POST or None)
+        shown = None
+        if request.method == "POST" and form.is_valid():
+            customer = form.cleaned_data["customer"]
+            event = form.cleaned_data.get("event")
+            shown = template_services.preview(template=template, customer=customer, event=event)
+            if "_send_test" in request.POST and self.has_change_permission(request, template):
+                result = template_services.send_test_message(
+                    template=template,
+                    customer=customer,
+                    address=form.cleaned_data["address"].strip(),
+                    event=event,
+                )
+                if result.ok:
+                    self.message_user(request, _("Test message sent."), messages.SUCCESS)
+                else:
+                    self.message_user(
+                        request,
+                        _("The test message was not sent: %(detail)s") % {"detail": result.detail},
+                        messages.ERROR,
+                    )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": template,
+            "title": _("Preview %(name)s") % {"name": template.name},
+            "form": form,
+            "shown": shown,
+            "can_send": self.has_change_permission(request, template),
+        }
+        return TemplateResponse(
+            request, "admin/notifications/notificationtemplate/preview.html", context
+        )
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+
+def _run(service: Any, **fixed: Any) -> Any:
+    def run(obj: Broadcast, user: Any, data: dict[str, Any]) -> Any:
+        return service(broadcast_id=obj.pk, by=user, **fixed, **data)
+
+    return run
+
+
+BROADCAST_BUTTONS = {
+    "schedule": TransitionButton(
+        run=_run(services.schedule_broadcast),
+        label=_("Schedule"),
+        done=_("Scheduled."),
+        help_text=_("Once: send at the start time. Recurring and birthday: start firing."),
+    ),
+    "unschedule": TransitionButton(
+        run=_run(services.unschedule_broadcast),
+        label=_("Unschedule"),
+        done=_("Back to draft."),
+    ),
+    "start": TransitionButton(
+        run=_run(services.start_broadcast),
+        label=_("Send now"),
+        done=_("Sending started."),
+        help_text=_("Plan the segment and start sending now."),
+    ),
+    "pause": TransitionButton(
+        run=_run(services.pause_broadcast),
+        label=_("Pause"),
+        done=_("Paused: senders stop after the message in hand."),
+        form=ReasonForm,
+    ),
+    "resume": TransitionButton(
+        run=_run(services.resume_broadcast),
+        label=_("Resume"),
+        done=_("Resumed."),
+        help_text=_("Sending continues; waiting retries are tried now."),
+    ),
+    "cancel": TransitionButton(
+        run=_run(services.cancel_broadcast),
+        label=_("Cancel"),
+        done=_("Cancelled: nothing more will be sent."),
+        destructive=True,
+        form=ReasonForm,
+    ),
+}
+
+EDITABLE_STATES = (BroadcastState.DRAFT,)
+
+
+class BroadcastForm(LocalDateTimeFormMixin, forms.ModelForm):
+    """The start time is typed as a wall time in the broadcast's own timezone (DST gaps and
+    overlaps are refused on the field) and stored in UTC."""
+
+    send_at = LocalDateTimeField(label=_("send at"), required=False)
+    local_datetime_fields = ("send_at",)
+
+    class Meta:
+        model = Broadcast
+        fields = [
+            "name",
+            "template",
+            "segment",
+            "kind",
+            "timezone",
+            "send_at",
+            "cron",
+            "birthday_hour",
+            "frequency_cap",
+            "frequency_window",
+            "quiet_start",
+            "quiet_end",
+            "rate_limit",
+            "batch_size",
+            "pause_after_errors",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind")
+        if kind == BroadcastKind.BIRTHDAY and data.get("birthday_hour") is None:
+            self.add_error("birthday_hour", _("A birthday broadcast needs the local hour."))
+        if kind == BroadcastKind.RECURRING:
+            from notifications.services.scheduling import parse_cron
+
+            try:
+                parse_cron(data.get("cron") or "")
+            except ValueError as error:
+                self.add_error("cron", str(error))
+        if (data.get("quiet_start") is None) != (data.get("quiet_end") is None):
+            self.add_error("quiet_end", _("Give both ends of the quiet hours, or neither."))
+        return data
+
+
+def progress_bar(broadcast: Broadcast) -> str:
+    shown = selectors.progress(broadcast)
+    return format_html(
+        '<div class="notif-progress" title="{}"><div class="notif-progress-bar" '
+        'style="width: {}%"></div></div> <span class="notif-progress-text">{}%</span>',
+        _("%(sent)s sent, %(failed)s failed, %(skipped)s skipped of %(planned)s planned") % shown,
+        shown["percent"],
+        shown["percent"],
+    )
+
+
+@admin.register(Broadcast)
+class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, admin.ModelAdmin):
+    form = BroadcastForm
+    transition_buttons = BROADCAST_BUTTONS
+    change_form_template = "admin/notifications/broadcast/change_form.html"
+    list_display = ["name", "kind", "state", "channel", "progress", "started_at", "finished_at"]
+    list_filter = ["state", "kind", "template__channel"]
+    search_fields = ["name", "template__code", "segment__code"]
+    list_select_related = ["template"]
+    raw_id_fields = ["parent"]
+    readonly_fields = [
+        "state",
+        "state_reason",
+        "progress",
+        "counters",
+        "parent",
+        "occurrence",
+        "window_start",
+        "last_occurrence",
+        "started_at",
+        "planned_at",
+        "finished_at",
+        "created_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "template", "segment"]}),
+        (
+            _("When"),
+            {
+                "fields": ["kind", "timezone", "send_at", "cron", "birthday_hour"],
+                "description": _(
+                    "Once: at the start time (or Send now). Recurring: a crontab in the "
+                    "timezone above. Birthday: at the given hour in each customer's own "
+                    "timezone, on their birthday (29 February: 28 February in other years)."
+                ),
+            },
+        ),
+        (
+            _("Policy"),
+            {
+                "fields": [
+                    "frequency_cap",
+                    "frequency_window",
+                    "quiet_start",
+                    "quiet_end",
+                    "rate_limit",
+                    "batch_size",
+                    "pause_after_errors",
+                ]
+            },
+        ),
+        (
+            _("Progress"),
+            {
+                "fields": [
+                    "state",
+                    "state_reason",
+                    "progress",
+                    "counters",
+                    "started_at",
+                    "planned_at",
+                    "finished_at",
+                ]
+            },
+        ),
+        (
+            _("Occurrence"),
+            {
+                "fields": ["parent", "occurrence", "window_start", "last_occurrence", "created_at"],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+
+    @admin.display(description=_("channel"), ordering="template__channel")
+    def channel(self, obj: Broadcast) -> str:
+        return obj.template.get_channel_display()
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: Broadcast) -> str:
+        return progress_bar(obj)
+
+    @admin.display(description=_("counters"))
+    def counters(self, obj: Broadcast) -> str:
+        shown = selectors.progress(obj)
+        return format_html(
+            '<pre class="notif-counters">{}</pre>', json.dumps(shown, indent=2, ensure_ascii=False)
+        )
+
+    def get_readonly_fields(self, request: http.HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.state not in EDITABLE_STATES:
+            fields += [name for name in BroadcastForm.Meta.fields if name not in fields]
+        return fields
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="notifications_broadcast_progress",
+            ),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request: http.HttpRequest, object_id: str) -> http.JsonResponse:
+        broadcast = get_object_or_404(Broadcast, pk=object_id)
+        if not self.has_view_permission(request, broadcast):
+            raise http.Http404
+        return http.JsonResponse(selectors.progress(broadcast))
+
+    def change_view(
+        self,
+        request: http.HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> http.HttpResponse:
+        context = extra_context or {}
+        context["progress_url"] = reverse(
+            "admin:notifications_broadcast_progress", args=[object_id]
+        )
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "broadcast",
+        "customer",
+        "channel",
+        "status",
+        "reason",
+        "attempts",
+        "sent_at",
+    ]
+    list_filter = ["status", "channel", "reason"]
+    search_fields = ["=customer__external_id", "=address", "=source_key"]
+    list_select_related = ["broadcast", "customer"]
+    raw_id_fields = ["broadcast", "customer"]
+    show_full_result_count = False
+    ordering = ["-id"]

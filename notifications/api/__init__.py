@@ -1,0 +1,1 @@
+"""The broadcasts API, under /api/v1/."""

@@ -1,0 +1,1 @@
+"""Writes: planning, sending, lifecycle, templates."""

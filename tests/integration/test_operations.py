@@ -1,0 +1,64 @@
+"""Operations basics: JSON logs carrying the run's identity, and /health/."""
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from activities.models import ChainRun
+from tests.conftest import wait_until
+from tests.factories import build_quiz_lottery, make_api_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_worker_logs_are_json_with_event_run_activity_and_customer(start_stack):
+    build_quiz_lottery()
+    stack = start_stack(env_overrides={"DJANGO_LOG_LEVEL": "INFO", "GAMBIT_LOG_FORMAT": "json"})
+    _, raw = make_api_key()
+    response = httpx.post(
+        f"{stack.base_url}/api/v1/events/",
+        json={"channel": "quiz.completed", "customer": "logan", "payload": {"score": 75}},
+        headers={
+            "Authorization": f"Api-Key {raw}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Prefer": "wait=10",
+        },
+        timeout=30,
+    )
+    event_id = response.json()["id"]
+    run = wait_until(lambda: ChainRun.objects.filter(event_id=event_id).first())
+
+    def finished_line():
+        for line in stack.worker.log.read_text().splitlines():
+            if line.startswith("{") and '"run_finished"' in line:
+                return json.loads(line)
+        return None
+
+    entry = wait_until(finished_line, timeout=10)
+    assert entry["event_id"] == event_id
+    assert entry["run_id"] == run.pk
+    assert entry["activity"] == "spring"
+    assert entry["customer"] == "logan"
+    assert entry["outcome"] == "granted"
+    assert entry["level"] == "info"
+
+
+def test_health_checks_database_redis_and_a_worker(start_stack):
+    stack = start_stack()
+    healthy = httpx.get(
+        f"{stack.base_url}/health/", headers={"Accept": "application/json"}, timeout=30
+    )
+    assert healthy.status_code == 200, healthy.text
+    body = healthy.json()
+    assert len(body) == 3
+    assert all(value == "OK" for value in body.values()), body
+
+    stack.worker.stop()
+    unhealthy = httpx.get(
+        f"{stack.base_url}/health/", headers={"Accept": "application/json"}, timeout=30
+    )
+    assert unhealthy.status_code == 500
+    failing = [name for name, value in unhealthy.json().items() if value != "OK"]
+    assert len(failing) == 1 and "Ping" in failing[0], unhealthy.json()
