@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from notifications.redis import client
+from config.redis_pools import redis_client as client
 
 
 def _keys(name: str) -> tuple[str, str]:

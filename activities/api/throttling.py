@@ -12,7 +12,6 @@ event is in PostgreSQL either way), and the outage is logged.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any
@@ -24,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from activities.models import StorefrontKey
+from config.redis_pools import redis_client
 
 logger = structlog.get_logger(__name__)
 
@@ -41,13 +41,8 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), seconds
 
 
-@functools.cache
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-    )
+    return redis_client(timeout=REDIS_TIMEOUT_SECONDS)
 
 
 class StorefrontKeyRateThrottle(BaseThrottle):

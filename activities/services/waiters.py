@@ -1,17 +1,12 @@
 """`Prefer: wait`: a worker announces a finished event on Redis; a waiting request wakes up."""
 
-from functools import cache
 from typing import Any
 
 import redis
-from django.conf import settings
+
+from config.redis_pools import redis_client
 
 ANNOUNCEMENT_TTL_SECONDS = 60
-
-
-@cache
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 def _key(event_id: Any) -> str:
@@ -20,7 +15,7 @@ def _key(event_id: Any) -> str:
 
 def announce(*, event_id: Any) -> None:
     try:
-        pipe = _client().pipeline()
+        pipe = redis_client().pipeline()
         pipe.rpush(_key(event_id), 1)
         pipe.expire(_key(event_id), ANNOUNCEMENT_TTL_SECONDS)
         pipe.execute()
@@ -31,7 +26,7 @@ def announce(*, event_id: Any) -> None:
 def wait_for(*, event_id: Any, timeout: float) -> bool:
     """Block up to `timeout` seconds for the event's announcement; True if it came."""
     try:
-        client = _client()
+        client = redis_client()
         popped = client.blpop([_key(event_id)], timeout=max(timeout, 0.01))
         if popped:
             # Put it back so every other request waiting on the same event wakes too.
