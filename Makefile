@@ -43,7 +43,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install system-deps services lint typecheck
+test: install system-deps db lint typecheck
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.production DJANGO_SECRET_KEY=$$(openssl rand -hex 32) \
 	  DJANGO_ALLOWED_HOSTS=gambit.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING

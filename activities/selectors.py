@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Sum
 
 from activities.engine.context import dig
 from activities.models import (
@@ -20,6 +20,13 @@ from activities.models import (
     Participation,
 )
 from activities.rules import MISSING
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _ProcessAnnotations(TypedDict):
+    has_conversion_goals: bool
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,21 @@ def participation_summary(*, activity: Activity, external_id: str) -> dict[str, 
         "counters": counters,
         "data": participation.data,
     }
+
+
+def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotations] | None:
+    """The event with its channel and customer, and whether any live conversion goal listens on
+    its channel (so an event no experiment measures costs no further query)."""
+    from activities.experiments.selectors import live_conversion_goals
+
+    return (
+        Event.objects.select_related("channel", "customer")
+        .annotate(
+            has_conversion_goals=Exists(live_conversion_goals(channel_id=OuterRef("channel_id")))
+        )
+        .filter(pk=event_id)
+        .first()
+    )
 
 
 def event_state(*, event_id: Any) -> str | None:

@@ -26,6 +26,7 @@ def run_event_task(self, event_id: str) -> None:
         if self.request.retries >= self.max_retries:
             events.fail_event(event_id=event_id, error=str(error))
             return
+        events.record_retry(event_id=event_id, error=str(error))
         raise
 
 

@@ -1,10 +1,11 @@
 """Runs one activity's chain for one event: the heart of the engine.
 
-A run is one transaction: the ChainRun row (unique per event and activity) is locked first, so
-a duplicate delivery waits and then finds the run finished; the participation row is locked
-when the chain asks for it. A rejected or failed run rolls back everything its steps wrote and
-records only its outcome and trace, plus the writes a step asked to keep (`ctx.keep`: an
-experiment exposure). What leaves the database is scheduled on commit.
+A run is one savepoint inside its event's transaction (`process_event`): the ChainRun row
+(unique per event and activity) is created-or-locked first, so a duplicate delivery waits and
+then finds the run finished; the participation row is locked when the chain asks for it. A
+rejected or failed run rolls back everything its steps wrote and records only its outcome and
+trace, plus the writes a step asked to keep (`ctx.keep`: an experiment exposure). What leaves
+the database is scheduled on commit.
 
 A step may branch (`Processor.branch`, a split's variant): the branch's steps run right after
 it, in the same transaction, with the same policies, and their trace entries carry the
@@ -29,6 +30,7 @@ from activities.selectors import RunnableActivity, customer_in_audience
 from .cache import CompiledStep, activity_config, compiled_chain
 from .context import RunContext
 from .errors import Rejected, StepFailed
+from .rows import insert_or_lock
 
 logger = structlog.get_logger(__name__)
 
@@ -117,21 +119,28 @@ def _run_step(processor: Any, ctx: RunContext) -> None:
 
 
 def _locked_run(*, event: Event, activity_id: int) -> ChainRun:
-    # INSERT ... ON CONFLICT DO NOTHING, then lock: no savepoint, and a concurrent duplicate
-    # blocks here until the first run commits.
-    ChainRun.objects.bulk_create(
-        [ChainRun(event=event, activity_id=activity_id, customer_id=event.customer_id)],
-        ignore_conflicts=True,
+    # A concurrent duplicate delivery blocks here until the first run commits.
+    return insert_or_lock(
+        ChainRun,
+        unique=("event_id", "activity_id"),
+        event_id=event.pk,
+        activity_id=activity_id,
+        customer_id=event.customer_id,
     )
-    return ChainRun.objects.select_for_update().get(event=event, activity_id=activity_id)
 
 
 def _participation(*, activity_id: int, customer_id: int, lock: bool) -> Participation:
+    if lock:
+        return insert_or_lock(
+            Participation,
+            unique=("activity_id", "customer_id"),
+            activity_id=activity_id,
+            customer_id=customer_id,
+        )
     Participation.objects.bulk_create(
         [Participation(activity_id=activity_id, customer_id=customer_id)], ignore_conflicts=True
     )
-    queryset = Participation.objects.select_for_update() if lock else Participation.objects
-    return queryset.get(activity_id=activity_id, customer_id=customer_id)
+    return Participation.objects.get(activity_id=activity_id, customer_id=customer_id)
 
 
 def _finish(

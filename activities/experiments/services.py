@@ -46,6 +46,7 @@ from activities.rules import MISSING, Predicate, RuleError, compile_predicate, p
 from activities.services.configuration import error_details
 
 from . import assignment
+from .selectors import live_conversion_goals
 
 if TYPE_CHECKING:
     from activities.engine.context import RunContext
@@ -352,9 +353,7 @@ def record_conversions(*, event: Event) -> int:
     Idempotent: call it for every processed event, as often as the event is delivered."""
     goals = [
         goal
-        for goal in ConversionGoal.objects.filter(channel_id=event.channel_id)
-        .exclude(experiment__state__in=[ExperimentState.DRAFT, ExperimentState.CANCELLED])
-        .select_related("experiment")
+        for goal in live_conversion_goals(channel_id=event.channel_id).select_related("experiment")
         if _meets(goal, event.payload or {})
     ]
     if not goals:

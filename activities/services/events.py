@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from activities import selectors
 from activities.engine.errors import StepFailed
+from activities.engine.rows import insert_unless_taken
 from activities.errors import IdempotencyConflict, InvalidPayload, UnknownActivity, UnknownChannel
 from activities.models import Activity, Channel, Event, EventState, StorefrontKey
 from activities.services import waiters
@@ -68,26 +69,9 @@ def _same_request(event: Event, digest: str) -> Event:
     return event
 
 
-def accept_event(
-    *,
-    client: StorefrontKey,
-    idempotency_key: str,
-    channel_code: str,
-    customer_external_id: str,
-    payload: dict[str, Any],
-    activity_code: str | None = None,
-) -> tuple[Event, bool]:
-    """Record one storefront event exactly once per (client, key); returns (event, created)."""
-    digest = request_hash(
-        channel=channel_code,
-        customer=customer_external_id,
-        payload=payload,
-        activity=activity_code,
-    )
-    existing = Event.objects.filter(client=client, idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return _same_request(existing, digest), False
-
+def _validated_target(
+    *, channel_code: str, payload: dict[str, Any], activity_code: str | None
+) -> tuple[Channel, int | None]:
     channel = Channel.objects.filter(code=channel_code).first()
     if channel is None:
         raise UnknownChannel(f"There is no channel {channel_code!r}.")
@@ -99,26 +83,59 @@ def accept_event(
         )
         if activity_id is None:
             raise UnknownActivity(f"There is no activity {activity_code!r}.")
+    return channel, activity_id
 
-    with transaction.atomic():
-        customer = ensure_customer(external_id=customer_external_id)
-        try:
-            with transaction.atomic():
-                event = Event.objects.create(
-                    client=client,
-                    idempotency_key=idempotency_key,
-                    request_hash=digest,
-                    channel=channel,
-                    customer=customer,
-                    payload=payload,
-                    activity_id=activity_id,
-                    dispatched_at=timezone.now(),
-                )
-        except IntegrityError:
-            # A concurrent request with the same key committed first.
-            existing = Event.objects.get(client=client, idempotency_key=idempotency_key)
-            return _same_request(existing, digest), False
-        transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
+
+def accept_event(
+    *,
+    client: StorefrontKey,
+    idempotency_key: str,
+    channel_code: str,
+    customer_external_id: str,
+    payload: dict[str, Any],
+    activity_code: str | None = None,
+) -> tuple[Event, bool]:
+    """Record one storefront event exactly once per (client, key); returns (event, created).
+
+    The insert itself decides whether the key is new (`ON CONFLICT DO NOTHING`), so a new
+    event costs no lookup first and no savepoint, and of 100 concurrent requests with one key
+    exactly one inserts. Each statement commits on its own: a customer created for an event
+    that then turns out to be a repeat is harmless, and the event row commits before it is
+    dispatched.
+    """
+    digest = request_hash(
+        channel=channel_code,
+        customer=customer_external_id,
+        payload=payload,
+        activity=activity_code,
+    )
+    try:
+        channel, activity_id = _validated_target(
+            channel_code=channel_code, payload=payload, activity_code=activity_code
+        )
+    except (UnknownChannel, InvalidPayload, UnknownActivity):
+        # A retry of an accepted request gets its event, even if the configuration changed.
+        existing = Event.objects.filter(client=client, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return _same_request(existing, digest), False
+
+    customer = ensure_customer(external_id=customer_external_id)
+    event = insert_unless_taken(
+        Event,
+        client_id=client.pk,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        channel_id=channel.pk,
+        customer_id=customer.pk,
+        payload=payload,
+        activity_id=activity_id,
+        dispatched_at=timezone.now(),
+    )
+    if event is None:
+        existing = Event.objects.get(client=client, idempotency_key=idempotency_key)
+        return _same_request(existing, digest), False
+    transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
     logger.info(
         "event_accepted",
         event_id=str(event.pk),
@@ -213,35 +230,48 @@ def sweep_unfinished_events(*, older_than: dt.timedelta, limit: int = 1000) -> i
 
 
 def process_event(*, event_id: Any) -> Event | None:
-    """Run every bound activity's chain for the event; safe to call any number of times."""
+    """Run every bound activity's chain for the event; safe to call any number of times.
+
+    The whole event is one transaction (each run a savepoint inside it, see the runner): one
+    commit per event, and a crash part-way leaves it pending for redelivery with nothing
+    half-written. The event goes pending -> done without a visible `running` in between;
+    `running` marks an event whose attempt failed and is waiting for its retry.
+    """
     from activities.engine.runner import run_activity, skip_activity
     from activities.experiments.services import record_conversions
 
-    event = Event.objects.select_related("channel", "customer").filter(pk=event_id).first()
-    if event is None or event.state in (EventState.DONE, EventState.FAILED):
-        return event
-    structlog.contextvars.bind_contextvars(
-        event_id=str(event.pk), customer=event.customer.external_id
-    )
-    if event.state == EventState.PENDING:
-        event.start()
-        event.save(update_fields=["state"])
-    runnable = selectors.runnable_activities(
-        channel_id=event.channel_id, activity_id=event.activity_id
-    )
-    for activity in runnable:
-        run_activity(event=event, activity=activity)
-    if event.activity_id is not None and not runnable:
-        skip_activity(event=event, activity_id=event.activity_id, reason="activity_not_running")
-    # Before the event is marked done: a crash in between re-delivers it, and counting a
-    # conversion twice is impossible (unique per goal and customer).
-    record_conversions(event=event)
-    event.finish()
-    event.finished_at = timezone.now()
-    event.save(update_fields=["state", "finished_at", "error"])
-    transaction.on_commit(lambda: waiters.announce(event_id=event.pk))
+    with transaction.atomic():
+        event = selectors.event_to_process(event_id=event_id)
+        if event is None or event.state in (EventState.DONE, EventState.FAILED):
+            return event
+        structlog.contextvars.bind_contextvars(
+            event_id=str(event.pk), customer=event.customer.external_id
+        )
+        runnable = selectors.runnable_activities(
+            channel_id=event.channel_id, activity_id=event.activity_id
+        )
+        for activity in runnable:
+            run_activity(event=event, activity=activity)
+        if event.activity_id is not None and not runnable:
+            skip_activity(event=event, activity_id=event.activity_id, reason="activity_not_running")
+        if event.has_conversion_goals:
+            record_conversions(event=event)
+        event.finish()
+        event.finished_at = timezone.now()
+        event.save(update_fields=["state", "finished_at", "error"])
+        transaction.on_commit(lambda: waiters.announce(event_id=event.pk))
     structlog.contextvars.unbind_contextvars("event_id", "customer")
     return event
+
+
+def record_retry(*, event_id: Any, error: str) -> None:
+    """An attempt failed with a database error and the task will retry: say so on the event."""
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None or event.state in (EventState.DONE, EventState.FAILED):
+        return
+    event.start()
+    event.error = error[:2000]
+    event.save(update_fields=["state", "error"])
 
 
 def fail_event(*, event_id: Any, error: str) -> None:

@@ -3,6 +3,7 @@ granted + remaining == initial holds under any concurrency."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
@@ -99,10 +100,19 @@ def issue_grant(
 def issue_grant_if_available(
     *, ctx: RunContext, benefit: BenefitConfig, quantity: int, idempotency_key: str
 ) -> Grant | None:
-    """Like issue_grant, but an exhausted stock, budget or limit just yields None (inside a
-    savepoint, so a partial take is undone and the run goes on)."""
+    """Like issue_grant, but an exhausted stock, budget or limit just yields None and the run
+    goes on. When a refusal could follow a take that succeeded (a limit counted, then no stock),
+    the attempt runs in a savepoint so that take is undone; with a single take there is nothing
+    to undo and no savepoint to pay for."""
+    takes = sum(
+        (
+            benefit.per_customer_limit is not None,
+            benefit.limited_stock,
+            ctx.activity.has_budget and benefit.value is not None,
+        )
+    )
     try:
-        with transaction.atomic():
+        with transaction.atomic() if takes > 1 else contextlib.nullcontext():
             return issue_grant(
                 ctx=ctx, benefit=benefit, quantity=quantity, idempotency_key=idempotency_key
             )

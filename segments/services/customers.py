@@ -260,7 +260,7 @@ def export_customers_csv(*, customers: QuerySet[Customer]) -> Iterator[str]:
         CustomerTag.objects.filter(customer_id=OuterRef("pk"))
         .order_by()
         .values("customer_id")
-        .annotate(codes=StringAgg("tag__code", ",", ordering="tag__code"))
+        .annotate(codes=StringAgg("tag__code", ",", order_by="tag__code"))
         .values("codes")
     )
     rows = customers.order_by("pk").annotate(tag_codes=Subquery(tag_codes))

@@ -39,6 +39,8 @@ from django.db.models import F, Q  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from config.redis_pools import redis_client  # noqa: E402
+
 ROUNDS = 4
 CHAIN = [
     ("rule_check", {"all": [{"field": "event.score", "op": "gte", "value": 10}]}),
@@ -157,12 +159,15 @@ class Stack:
 def fire_many(client: httpx.Client, url: str, bodies: list[dict], headers_for) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(
+        responses = list(
             pool.map(
                 lambda i: client.post(url, json=bodies[i], headers=headers_for(i)),
                 range(len(bodies)),
             )
         )
+    refused = [(r.status_code, r.text[:200]) for r in responses if r.status_code >= 300]
+    if refused:
+        raise RuntimeError(f"{len(refused)} requests to {url} were refused: {refused[:3]}")
     return started
 
 
@@ -181,7 +186,7 @@ def bench_http(events: int) -> dict:
     _, raw = StorefrontKey.objects.create_key(name="bench")
     stack = Stack()
     stack.start()
-    counter = redis.Redis.from_url(settings.REDIS_URL)
+    counter = redis_client()
     counter.delete("gambit:bench:bare-done")
     results = {}
     try:
@@ -266,69 +271,79 @@ def bench_http(events: int) -> dict:
     return results
 
 
-def handwritten_run(event, activity, coupon) -> None:
-    """The same reads and writes as the configured chain, written by hand."""
+def handwritten_run(event_id, activity, coupon) -> None:
+    """The same reads and writes as the configured chain, written by hand: what a developer
+    would write for this one campaign, as a task that receives an event id."""
+    from activities.engine.rows import insert_or_lock
     from activities.models import Activity, Benefit, ChainRun, Event, Grant, Participation
     from activities.selectors import benefit_balances
     from activities.services.counters import LimitPeriod, try_increment
 
-    Event.objects.filter(pk=event.pk).update(state="running")
-    list(
-        Activity.objects.filter(
-            state="running", template__chains__channel_id=event.channel_id
-        ).values_list(
-            "pk", "template_id", "template__version", "config_version", "starts_at", "ends_at"
-        )
-    )
     with transaction.atomic():
-        run, _ = ChainRun.objects.get_or_create(
-            event=event, activity=activity, defaults={"customer_id": event.customer_id}
-        )
-        run = ChainRun.objects.select_for_update().get(pk=run.pk)
-        participation, _ = Participation.objects.get_or_create(
-            activity=activity, customer_id=event.customer_id
-        )
-        Participation.objects.select_for_update().get(pk=participation.pk)
-        ok = event.payload["score"] >= 10
-        ok = ok and try_increment(
-            activity_id=activity.pk,
-            customer_id=event.customer_id,
-            key="draws",
-            per=LimitPeriod.DAY,
-            limit=1_000_000,
-            now=timezone.now(),
-            timezone_name=activity.timezone,
-        )
-        source = event.payload.get("source")
-        key = f"run:{run.pk}:step:3"
+        event = Event.objects.select_related("channel", "customer").get(pk=event_id)
+        if event.state == "done":
+            return
         list(
-            Grant.objects.filter(
-                Q(idempotency_key=key)
-                | Q(benefit=coupon, customer_id=event.customer_id, state="issued")
-            )[:2]
+            Activity.objects.filter(
+                state="running", template__chains__channel_id=event.channel_id
+            ).values_list(
+                "pk", "template_id", "template__version", "config_version", "starts_at", "ends_at"
+            )
         )
-        Benefit.objects.filter(pk=coupon.pk, stock_remaining__gte=1).update(
-            stock_remaining=F("stock_remaining") - 1
-        )
-        grant = Grant.objects.create(
-            benefit=coupon,
-            activity=activity,
-            customer_id=event.customer_id,
-            run=run,
-            idempotency_key=key,
-            quantity=1,
-            remaining=1,
-        )
-        balances = benefit_balances(activity_id=activity.pk, customer_id=event.customer_id)
-        run.outcome = "granted"
-        run.result = {
-            "granted": [{"benefit": "coupon", "quantity": grant.quantity}],
-            "balances": balances,
-            "source": source,
-        }
-        run.finished_at = timezone.now()
-        run.save(update_fields=["outcome", "result", "finished_at"])
-    Event.objects.filter(pk=event.pk).update(state="done", finished_at=timezone.now())
+        with transaction.atomic():
+            run = insert_or_lock(
+                ChainRun,
+                unique=("event_id", "activity_id"),
+                event_id=event.pk,
+                activity_id=activity.pk,
+                customer_id=event.customer_id,
+            )
+            insert_or_lock(
+                Participation,
+                unique=("activity_id", "customer_id"),
+                activity_id=activity.pk,
+                customer_id=event.customer_id,
+            )
+            ok = event.payload["score"] >= 10
+            ok = ok and try_increment(
+                activity_id=activity.pk,
+                customer_id=event.customer_id,
+                key="draws",
+                per=LimitPeriod.DAY,
+                limit=1_000_000,
+                now=timezone.now(),
+                timezone_name=activity.timezone,
+            )
+            source = event.payload.get("source")
+            key = f"run:{run.pk}:step:3"
+            list(
+                Grant.objects.filter(
+                    Q(idempotency_key=key)
+                    | Q(benefit=coupon, customer_id=event.customer_id, state="issued")
+                )[:2]
+            )
+            Benefit.objects.filter(pk=coupon.pk, stock_remaining__gte=1).update(
+                stock_remaining=F("stock_remaining") - 1
+            )
+            grant = Grant.objects.create(
+                benefit=coupon,
+                activity=activity,
+                customer_id=event.customer_id,
+                run=run,
+                idempotency_key=key,
+                quantity=1,
+                remaining=1,
+            )
+            balances = benefit_balances(activity_id=activity.pk, customer_id=event.customer_id)
+            run.outcome = "granted"
+            run.result = {
+                "granted": [{"benefit": "coupon", "quantity": grant.quantity}],
+                "balances": balances,
+                "source": source,
+            }
+            run.finished_at = timezone.now()
+            run.save(update_fields=["outcome", "result", "finished_at"])
+        Event.objects.filter(pk=event.pk).update(state="done", finished_at=timezone.now())
 
 
 def make_events(n: int, prefix: str):
@@ -373,12 +388,12 @@ def bench_in_process(runs: int) -> dict:
     handwritten_events = make_events(runs, "hand")
 
     process_event(event_id=configured_events[0].pk)  # warm the compiled-chain cache
-    handwritten_run(handwritten_events[0], handwritten, coupon)
+    handwritten_run(handwritten_events[0].pk, handwritten, coupon)
     with CaptureQueriesContext(connection) as queries:
         process_event(event_id=configured_events[1].pk)
     configured_queries = len(queries)
     with CaptureQueriesContext(connection) as queries:
-        handwritten_run(handwritten_events[1], handwritten, coupon)
+        handwritten_run(handwritten_events[1].pk, handwritten, coupon)
     handwritten_queries = len(queries)
 
     configured_time = handwritten_time = 0.0
@@ -388,7 +403,7 @@ def bench_in_process(runs: int) -> dict:
         started = time.perf_counter()
         process_event(event_id=configured_event.pk)
         middle = time.perf_counter()
-        handwritten_run(handwritten_event, handwritten, coupon)
+        handwritten_run(handwritten_event.pk, handwritten, coupon)
         handwritten_time += time.perf_counter() - middle
         configured_time += middle - started
     Activity.objects.filter(pk__in=[configured.pk, handwritten.pk]).update(state="ended")

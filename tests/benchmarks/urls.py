@@ -1,6 +1,6 @@
 from django.urls import path
 
 from config.urls import urlpatterns as gambit_urlpatterns
-from tests.benchmarks.bare import bare_view
+from tests.benchmarks.bare import BareView
 
-urlpatterns = [*gambit_urlpatterns, path("bench/bare/", bare_view)]
+urlpatterns = [*gambit_urlpatterns, path("bench/bare/", BareView.as_view())]
