@@ -164,6 +164,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless told how many
+# tasks may reuse it; "practically all" hands the decision back to Django (CONN_MAX_AGE, health
+# checks) through config/celery.py's task hooks. docs/decisions/0005-worker-db-connections.md
+CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("events"), Queue("fanout"), Queue("sends"), Queue("default")]
 CELERY_TASK_ROUTES = {

@@ -191,7 +191,11 @@ def bench_http(events: int) -> dict:
     results = {}
     try:
         with httpx.Client(
-            base_url=stack.base_url, timeout=60, headers={"Authorization": f"Api-Key {raw}"}
+            base_url=stack.base_url,
+            timeout=60,
+            headers={"Authorization": f"Api-Key {raw}"},
+            # gunicorn drops a connection idle for 2 s; never reuse one that old.
+            limits=httpx.Limits(keepalive_expiry=1),
         ) as client:
             # Warm both paths (first requests import views, first tasks open connections).
             fire_many(client, "/bench/bare/", [{"n": -1}] * 20, lambda i: {})

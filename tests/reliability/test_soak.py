@@ -204,6 +204,9 @@ def test_chaos_soak_loses_nothing(start_stack, redis_server):
     overrides = {
         "CELERY_BROKER_URL": redis_server.url,
         "REDIS_URL": redis_server.url,
+        # Workers and web keep their database sessions, as deployed: the session cuts below
+        # then prove a broken session is dropped and replaced, not reused.
+        "DJANGO_CONN_MAX_AGE": "60",
         "GAMBIT_SWEEP_INTERVAL": "1",
         "GAMBIT_SWEEP_AFTER_SECONDS": "5",
         "GAMBIT_API_RATES": "events=1000000/min;customers=1000000/min;orders=1000000/min;"
