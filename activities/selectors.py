@@ -154,16 +154,17 @@ def participation_summary(*, activity: Activity, external_id: str) -> dict[str, 
 
 
 def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotations] | None:
-    """The event with its channel and customer, and whether any live conversion goal listens on
-    its channel (so an event no experiment measures costs no further query)."""
+    """The event with its customer, and whether any live conversion goal listens on its
+    channel (so an event no experiment measures costs no further query)."""
     from activities.experiments.selectors import live_conversion_goals
 
     return (
-        Event.objects.select_related("channel", "customer")
+        Event.objects.select_related("customer")
         .annotate(
             has_conversion_goals=Exists(live_conversion_goals(channel_id=OuterRef("channel_id")))
         )
         .filter(pk=event_id)
+        .order_by()
         .first()
     )
 

@@ -1,7 +1,7 @@
 import logging.config
 import os
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
@@ -21,13 +21,16 @@ def use_django_logging(**kwargs: object) -> None:
 
 @signals.task_prerun.connect
 @signals.task_postrun.connect
-def recycle_database_connections(**kwargs: object) -> None:
+def recycle_database_connections(task: Task | None = None, **kwargs: object) -> None:
     """Treat each task like a request: drop a connection that broke or outlived CONN_MAX_AGE,
     keep a healthy one. Celery's own Django fixup would close every connection around every
     task (see CELERY_DB_REUSE_MAX in settings), which made each event open a new PostgreSQL
-    session and cost more than the chain it ran."""
+    session and cost more than the chain it ran. A task run eagerly, inside its caller's
+    request or transaction, leaves the caller's connection alone."""
     from django.db import close_old_connections
 
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     close_old_connections()
 
 

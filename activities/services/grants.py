@@ -53,9 +53,12 @@ def issue_grant(
     already = Q(idempotency_key=idempotency_key)
     if not benefit.stackable:
         already |= Q(benefit_id=benefit.id, customer_id=ctx.customer.pk, state=GrantState.ISSUED)
-    found = list(Grant.objects.select_related("benefit").filter(already)[:2])
+    found = list(Grant.objects.filter(already)[:2])
     if found:
-        return next((g for g in found if g.idempotency_key == idempotency_key), found[0])
+        grant = next((g for g in found if g.idempotency_key == idempotency_key), found[0])
+        if grant.benefit_id == benefit.id:
+            grant.benefit = _config_benefit(benefit)
+        return grant
     if benefit.per_customer_limit is not None and not try_increment(
         activity_id=ctx.activity.id,
         customer_id=ctx.customer.pk,
@@ -92,9 +95,13 @@ def issue_grant(
         value=value,
     )
     ctx.holdings_changed()
-    # The run's result reads the code and kind; the cached config already has them.
-    grant.benefit = Benefit(pk=benefit.id, code=benefit.code, kind=benefit.kind)
+    grant.benefit = _config_benefit(benefit)
     return grant
+
+
+def _config_benefit(benefit: BenefitConfig) -> Benefit:
+    # The run's result reads the code and kind; the cached config already has them.
+    return Benefit(pk=benefit.id, code=benefit.code, kind=benefit.kind)
 
 
 def issue_grant_if_available(
