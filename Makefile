@@ -1,4 +1,4 @@
-# Gambit: `make run` installs and runs everything (web + worker + beat, with demo data);
+# Gambit: `make run` installs and runs everything (web + workers + beat, with demo data);
 # `make test` installs and runs the whole test suite (what CI runs).
 SHELL := /bin/bash
 PYTHON ?= python3
