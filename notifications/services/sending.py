@@ -58,6 +58,7 @@ logger = structlog.get_logger(__name__)
 # cost of a message; a crash leaves at most one unflushed group per batch in doubt.
 FLUSH_EVERY = 100
 FLUSH_SECONDS = 0.5
+LATE_SLOT_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -352,15 +353,29 @@ class _Batch:
                 claimed, message = self.work.get_nowait()
             except queue.Empty:
                 return
-            for bucket, per_second in self.buckets:
-                if self.stop.wait(ratelimit.reserve(bucket, per_second)):
-                    break
-            if self.stop.is_set():
+            if not self._wait_for_slots():
                 self.results.put(release(claimed))
                 continue
             outcome = _send_one(session, claimed, message)
             self._watch_provider(outcome)
             self.results.put(outcome)
+
+    def _wait_for_slots(self) -> bool:
+        """Sleep until this message's slot in every bucket; False when the batch was stopped.
+
+        A thread that wakes more than LATE_SLOT_SECONDS after its slot (its process stalled)
+        gives the slot up and reserves a new one: sending at once would land in a burst with
+        the threads that woke on time, and the provider would see more than the rate.
+        """
+        for bucket, per_second in self.buckets:
+            while True:
+                wait = ratelimit.reserve(bucket, per_second)
+                due = time.monotonic() + wait
+                if self.stop.wait(wait):
+                    return False
+                if time.monotonic() - due <= LATE_SLOT_SECONDS:
+                    break
+        return not self.stop.is_set()
 
     def _watch_provider(self, outcome: Outcome) -> None:
         """Stop the batch at once when the provider keeps failing: connection refusals are

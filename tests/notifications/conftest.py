@@ -9,6 +9,7 @@ from the autouse `notification_settings` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import json
 import os
@@ -138,7 +139,14 @@ class Received:
 
 
 class SmtpSink:
-    """A real SMTP server on loopback that keeps every message it accepts."""
+    """A real SMTP server on loopback that keeps every message it accepts.
+
+    It stamps each message when its event loop gets to it; `max_lag` is how late that loop
+    ran since the last `clear()` (a starved test process stamps a backlog all at once), so a
+    timing assertion can tell the sink's own delay from the senders'.
+    """
+
+    LAG_PROBE_SECONDS = 0.01
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -146,8 +154,16 @@ class SmtpSink:
         self.messages: list[Received] = []
         self.controller: Controller | None = None
         self.parser = email.parser.BytesParser()
+        self.max_lag = 0.0
+
+    async def _probe_lag(self) -> None:
+        while True:
+            expected = time.monotonic() + self.LAG_PROBE_SECONDS
+            await asyncio.sleep(self.LAG_PROBE_SECONDS)
+            self.max_lag = max(self.max_lag, time.monotonic() - expected)
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        at = time.time()
         parsed = self.parser.parsebytes(envelope.content)
         body = parsed.get_payload(decode=True) or b""
         received = Received(
@@ -155,7 +171,7 @@ class SmtpSink:
             to=",".join(envelope.rcpt_tos),
             subject=str(parsed.get("Subject", "")),
             body=body.decode("utf-8", "replace"),
-            at=time.time(),
+            at=at,
         )
         with self.lock:
             self.messages.append(received)
@@ -164,6 +180,7 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
+        asyncio.run_coroutine_threadsafe(self._probe_lag(), self.controller.loop)
         return self
 
     def stop(self) -> None:
@@ -174,6 +191,7 @@ class SmtpSink:
     def clear(self) -> None:
         with self.lock:
             self.messages.clear()
+        self.max_lag = 0.0
 
     def snapshot(self) -> list[Received]:
         with self.lock:

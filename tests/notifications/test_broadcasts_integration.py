@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 
@@ -211,4 +212,6 @@ def test_one_rate_limit_is_shared_by_two_worker_processes(smtp, make_worker):
         while times[start] <= at - 1.0:
             start += 1
         busiest = max(busiest, end - start + 1)
-    assert busiest <= limit + batch, busiest
+    # What the sink's own stalls bunched together is not the senders' doing.
+    sink_bunching = math.ceil(limit * smtp.max_lag)
+    assert busiest <= limit + batch + sink_bunching, (busiest, smtp.max_lag)

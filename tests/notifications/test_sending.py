@@ -2,11 +2,14 @@
 codes and token cache, idempotency keys, retries, the circuit breaker and the auto-pause."""
 
 import datetime as dt
+import threading
+import time
+import uuid
 
 import pytest
 from django.utils import timezone
 
-from notifications import circuit
+from notifications import circuit, ratelimit
 from notifications.backends.webhook import signature
 from notifications.models import Broadcast, BroadcastState, Delivery
 from notifications.services import broadcasts, planning, sending
@@ -206,3 +209,41 @@ def test_quiet_hours_are_checked_again_at_send_time(smtp, time_machine):
     sending.send_batch(broadcast_id=broadcast.pk)
     assert statuses(broadcast) == {"c-0": ("skipped", "quiet_hours")}
     assert smtp.count() == 0
+
+
+class _StallingStop(threading.Event):
+    """The batch's stop flag, whose first wait oversleeps as a stalled process would."""
+
+    def __init__(self, oversleep: float) -> None:
+        super().__init__()
+        self.oversleep = oversleep
+
+    def wait(self, timeout: float | None = None) -> bool:
+        stopped = super().wait(timeout)
+        time.sleep(self.oversleep)
+        self.oversleep = 0.0
+        return stopped
+
+
+@pytest.mark.parametrize(("oversleep", "reservations"), [(0.0, 1), (0.3, 2)])
+def test_a_sender_that_wakes_late_gives_its_slot_up(monkeypatch, oversleep, reservations):
+    bucket = f"late-{uuid.uuid4().hex}"
+    reserved = []
+    real_reserve = ratelimit.reserve
+
+    def spy(name: str, per_second: float) -> float:
+        reserved.append(name)
+        return real_reserve(name, per_second)
+
+    monkeypatch.setattr(ratelimit, "reserve", spy)
+    batch = sending._Batch(
+        backend=None,
+        work=[],
+        buckets=[(bucket, 20.0)],
+        broadcast_id=None,
+        claimed_at=timezone.now(),
+        heartbeat=None,
+    )
+    batch.stop = _StallingStop(oversleep)
+    assert batch._wait_for_slots() is True
+    assert reserved == [bucket] * reservations
