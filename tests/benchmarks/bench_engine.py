@@ -1,8 +1,9 @@
 """Issue 2 benchmarks.
 
 1. Events per second through the whole path (HTTP -> Event row -> Celery -> 5-step lottery
-   chain -> grant) beside a bare path (same gunicorn and worker: one insert, a no-op task), and
-   p50/p99 latency of `Prefer: wait`.
+   chain -> grant) beside a bare path (same gunicorn and worker: one insert, a no-op task),
+   the CPU each path costs the machine per event (by process: gunicorn, Celery, PostgreSQL,
+   Redis, this script), and p50/p99 latency of `Prefer: wait`.
 2. The price of no-code: chain runs per second in-process, the lottery chain from its stored
    configuration beside a hand-written function doing the same reads and writes; queries per run.
 
@@ -10,6 +11,7 @@ Usage: .venv/bin/python tests/benchmarks/bench_engine.py [--events 2000] [--runs
 """
 
 import argparse
+import collections
 import os
 import statistics
 import subprocess
@@ -180,6 +182,30 @@ def wait_for(predicate, timeout: float = 600) -> float:
     raise TimeoutError
 
 
+ROLES = ("gunicorn", "celery", "postgres", "redis", "driver")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_role() -> collections.Counter:
+    """CPU time (user + system) used so far by every process on the machine, summed by role;
+    `driver` is this script (it sends the requests). The bench runs alone, so the difference
+    between two readings is what one phase cost the machine."""
+    totals: collections.Counter = collections.Counter()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                fields = stat.read().rsplit(")", 1)[1].split()
+                command = cmd.read().decode(errors="replace")
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(pid) == os.getpid():
+            role = "driver"
+        else:
+            role = next((name for name in ROLES[:4] if name in command), "other")
+        totals[role] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
 def bench_http(events: int) -> dict:
     from activities.models import Event, StorefrontKey
 
@@ -221,15 +247,19 @@ def bench_http(events: int) -> dict:
             counter.delete("gambit:bench:bare-done")
             warm_events = Event.objects.count()
             bare_time = full_time = 0.0
+            bare_cpu: collections.Counter = collections.Counter()
+            full_cpu: collections.Counter = collections.Counter()
             per_round = events // ROUNDS
             for round_number in range(ROUNDS):
                 bodies = [{"n": i} for i in range(per_round)]
                 target = per_round * (round_number + 1)
+                cpu_before = cpu_seconds_by_role()
                 started = fire_many(client, "/bench/bare/", bodies, lambda i: {})
                 done = wait_for(
                     lambda target=target: int(counter.get("gambit:bench:bare-done") or 0) >= target
                 )
                 bare_time += done - started
+                bare_cpu.update(cpu_seconds_by_role() - cpu_before)
 
                 bodies = [
                     {
@@ -239,6 +269,7 @@ def bench_http(events: int) -> dict:
                     }
                     for i in range(per_round)
                 ]
+                cpu_before = cpu_seconds_by_role()
                 started = fire_many(
                     client,
                     "/api/v1/events/",
@@ -251,8 +282,11 @@ def bench_http(events: int) -> dict:
                     )
                 )
                 full_time += done - started
+                full_cpu.update(cpu_seconds_by_role() - cpu_before)
             results["bare_per_s"] = per_round * ROUNDS / bare_time
             results["full_per_s"] = per_round * ROUNDS / full_time
+            results["bare_cpu_ms"] = {r: bare_cpu[r] * 1000 / (per_round * ROUNDS) for r in ROLES}
+            results["full_cpu_ms"] = {r: full_cpu[r] * 1000 / (per_round * ROUNDS) for r in ROLES}
 
             latencies = []
             for i in range(200):
@@ -438,6 +472,11 @@ def main() -> None:
     print(f"bare path      {http['bare_per_s']:8.1f} events/s")
     print(f"ratio          {ratio_http:8.2f}   (target >= 0.5)")
     print(f"Prefer: wait   p50 {http['wait_p50_ms']:.1f} ms   p99 {http['wait_p99_ms']:.1f} ms")
+    print("CPU per event (core-ms)  " + "  ".join(f"{role:>8}" for role in (*ROLES, "total")))
+    for path in ("full", "bare"):
+        spent = http[f"{path}_cpu_ms"]
+        cells = "  ".join(f"{spent[role]:8.2f}" for role in ROLES)
+        print(f"  {path} path              {cells}  {sum(spent.values()):8.2f}")
     print(
         f"configured     {in_process['configured_per_s']:8.1f} runs/s  "
         f"{in_process['configured_queries']} queries/run"
