@@ -1,4 +1,4 @@
-"""`/health/`: the database, Redis, and at least one Celery worker answering a ping."""
+"""`/health/`: the database, Redis, and a Celery worker answering on every queue."""
 
 import datetime
 
@@ -13,6 +13,9 @@ health_view = HealthCheckView.as_view(
     checks=[
         Database,
         (Redis, {"client_factory": lambda: RedisClient.from_url(settings.REDIS_URL)}),
-        (Ping, {"timeout": datetime.timedelta(seconds=2), "limit": 1}),
+        (
+            Ping,
+            {"timeout": datetime.timedelta(seconds=2), "limit": settings.GAMBIT_HEALTH_WORKERS},
+        ),
     ]
 )

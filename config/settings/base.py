@@ -205,6 +205,9 @@ CELERY_BEAT_SCHEDULE = {
 GAMBIT_SWEEP_AFTER_SECONDS = env.int("GAMBIT_SWEEP_AFTER_SECONDS", default=30)
 GAMBIT_MAX_EMIT_DEPTH = env.int("GAMBIT_MAX_EMIT_DEPTH", default=5)
 GAMBIT_MAX_WAIT_SECONDS = 10
+# `/health/` answers as soon as this many workers replied to its ping (the Procfile runs two:
+# `worker` and `sender`), then checks that every queue has one; fewer wait out the 2 s timeout.
+GAMBIT_HEALTH_WORKERS = env.int("GAMBIT_HEALTH_WORKERS", default=2)
 
 # --- Notifications ------------------------------------------------------------------------------
 # Channel providers: each backend in notifications/backends/ reads only its own dict.

@@ -62,3 +62,25 @@ def test_health_checks_database_redis_and_a_worker(start_stack):
     assert unhealthy.status_code == 500
     failing = [name for name, value in unhealthy.json().items() if value != "OK"]
     assert len(failing) == 1 and "Ping" in failing[0], unhealthy.json()
+
+
+def test_health_wants_every_queue_served_by_the_procfile_workers(start_stack, make_worker):
+    stack = start_stack()
+    stack.worker.stop()
+    make_worker(queues="events,default")
+    sender = make_worker(queues="fanout,sends")
+    url = f"{stack.base_url}/health/"
+    healthy = httpx.get(url, headers={"Accept": "application/json"}, timeout=30)
+    assert healthy.status_code == 200, healthy.text
+    assert all(value == "OK" for value in healthy.json().values()), healthy.json()
+
+    sender.stop()
+    unhealthy = httpx.get(url, headers={"Accept": "application/json"}, timeout=30)
+    assert unhealthy.status_code == 500
+    failing = {name: value for name, value in unhealthy.json().items() if value != "OK"}
+    assert len(failing) == 1, failing
+    (message,) = failing.values()
+    assert message in {
+        "Unavailable: No worker for Celery task queue fanout",
+        "Unavailable: No worker for Celery task queue sends",
+    }, message
