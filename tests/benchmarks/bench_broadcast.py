@@ -45,11 +45,11 @@ import django  # noqa: E402
 
 django.setup()
 
-import redis  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from config.redis_pools import redis_client  # noqa: E402
 from notifications.backends import Message, get_backend  # noqa: E402
 from notifications.models import Broadcast, Delivery, NotificationTemplate  # noqa: E402
 from notifications.services import planning, sending  # noqa: E402
@@ -78,7 +78,7 @@ def reset_database() -> None:
     )
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB_NAME], check=True)
     call_command("migrate", verbosity=0)
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis_client(url=REDIS_URL).flushdb()
 
 
 def make_customers(count: int) -> None:
@@ -422,7 +422,7 @@ def isolation(
     # Leave nothing for the next measurement's workers: the broadcast paused, its queued
     # batch tasks and rate-limit buckets gone.
     broadcasts.pause_broadcast(broadcast_id=broadcast.pk)
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis_client(url=REDIS_URL).flushdb()
     return {
         "idle_p50": statistics.median(idle),
         "idle_p99": p99(idle),
