@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -20,6 +21,7 @@ from activities.models import (
     Participation,
 )
 from activities.rules import MISSING
+from config.compiled_queries import CompiledQuery
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -44,20 +46,29 @@ class RunnableActivity:
         )
 
 
-def runnable_activities(*, channel_id: int, activity_id: int | None) -> list[RunnableActivity]:
-    """Running activities whose template binds a chain to the channel: read fresh every event,
-    so a pause or an edit that has committed is seen by the very next event."""
+def _runnable_activities(channel_id: int, activity_id: int | None = None) -> QuerySet[Activity]:
     queryset = Activity.objects.filter(
         state=ActivityState.RUNNING, template__chains__channel_id=channel_id
     )
     if activity_id is not None:
         queryset = queryset.filter(pk=activity_id)
-    return [
-        RunnableActivity(*row)
-        for row in queryset.values_list(
-            "pk", "template_id", "template__version", "config_version", "starts_at", "ends_at"
-        ).order_by("pk")
-    ]
+    return queryset.values_list(
+        "pk", "template_id", "template__version", "config_version", "starts_at", "ends_at"
+    ).order_by("pk")
+
+
+_RUNNABLE_ON_CHANNEL = CompiledQuery(_runnable_activities, channel_id=int)
+_RUNNABLE_ACTIVITY = CompiledQuery(_runnable_activities, channel_id=int, activity_id=int)
+
+
+def runnable_activities(*, channel_id: int, activity_id: int | None) -> list[RunnableActivity]:
+    """Running activities whose template binds a chain to the channel: read fresh every event,
+    so a pause or an edit that has committed is seen by the very next event."""
+    if activity_id is None:
+        rows = _RUNNABLE_ON_CHANNEL.rows(channel_id=channel_id)
+    else:
+        rows = _RUNNABLE_ACTIVITY.rows(channel_id=channel_id, activity_id=activity_id)
+    return [RunnableActivity(*row) for row in rows]
 
 
 def customer_in_audience(*, segment_id: int, customer_id: int) -> bool:
@@ -66,14 +77,22 @@ def customer_in_audience(*, segment_id: int, customer_id: int) -> bool:
     return segment_contains(segment_id=segment_id, customer_id=customer_id)
 
 
-def benefit_balances(*, activity_id: int, customer_id: int) -> dict[str, int]:
-    rows = (
+def _benefit_balances(activity_id: int, customer_id: int) -> QuerySet[Grant]:
+    return (
         Grant.objects.filter(
             activity_id=activity_id, customer_id=customer_id, state=GrantState.ISSUED
         )
         .values_list("benefit__code")
         .annotate(total=Sum("remaining"))
     )
+
+
+_BENEFIT_BALANCES = CompiledQuery(_benefit_balances, activity_id=int, customer_id=int)
+
+
+def benefit_balances(*, activity_id: int, customer_id: int) -> dict[str, int]:
+    """What the customer holds per benefit code; runs precompiled (chains read it often)."""
+    rows = _BENEFIT_BALANCES.rows(activity_id=activity_id, customer_id=customer_id)
     return {code: total for code, total in rows}
 
 
@@ -153,9 +172,7 @@ def participation_summary(*, activity: Activity, external_id: str) -> dict[str, 
     }
 
 
-def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotations] | None:
-    """The event with its customer, and whether any live conversion goal listens on its
-    channel (so an event no experiment measures costs no further query)."""
+def _event_to_process(event_id: uuid.UUID) -> QuerySet[Event]:
     from activities.experiments.selectors import live_conversion_goals
 
     return (
@@ -165,8 +182,22 @@ def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotat
         )
         .filter(pk=event_id)
         .order_by()
-        .first()
     )
+
+
+_EVENT_TO_PROCESS = CompiledQuery(_event_to_process, event_id=uuid.UUID)
+
+
+def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotations] | None:
+    """The event with its customer, and whether any live conversion goal listens on its
+    channel (so an event no experiment measures costs no further query). Every event runs
+    this, so it runs precompiled."""
+    try:
+        key = event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
+    except ValueError:
+        return None
+    found = _EVENT_TO_PROCESS.instances(event_id=key)
+    return found[0] if found else None  # type: ignore[return-value]
 
 
 def event_state(*, event_id: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Single-statement inserts that also answer "was it already there?".
+"""Single-statement writes for the engine's hot path, their SQL built once per model.
 
 `insert_or_lock`: `INSERT ... ON CONFLICT (unique) DO UPDATE SET <unique column> =
 EXCLUDED.<same> RETURNING *` returns the row whether it was just inserted or already there, and
@@ -9,10 +9,15 @@ round trips, and a run pays this on every event.
 
 `insert_unless_taken`: `INSERT ... ON CONFLICT DO NOTHING RETURNING id`, without the savepoint
 that `create()` inside `try/except IntegrityError` needs.
+
+`insert` and `save_columns` are `create()` and `save(update_fields=...)` without the ORM's
+per-call query building, which costs several times the statement itself; like them they send
+`post_save` (the metrics count events, runs and grants by it).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -22,79 +27,132 @@ from django.db.models.signals import post_save
 M = TypeVar("M", bound=Model)
 
 
-def _insert(model: type[M], values: dict[str, Any]) -> tuple[M, str, list[Any]]:
-    instance = model(**values)
+@functools.cache
+def _insert_sql(model: type[Model], with_pk: bool) -> tuple[str, tuple[Field, ...]]:
     # An auto-increment key is left to the database; a UUID key comes with its default.
-    fields = [
-        f
-        for f in model._meta.concrete_fields
-        if not (f.primary_key and getattr(instance, f.attname) is None)
-    ]
+    fields = tuple(f for f in model._meta.concrete_fields if with_pk or not f.primary_key)
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
         f"({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
     )
+    return sql, fields
+
+
+def _insert(model: type[M], values: dict[str, Any]) -> tuple[M, str, list[Any]]:
+    instance = model(**values)
+    sql, fields = _insert_sql(model, instance.pk is not None)
     params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
     return instance, sql, params
 
 
+@functools.cache
 def _column(model: type[Model], attname: str) -> str:
     field: Field = next(f for f in model._meta.concrete_fields if f.attname == attname)
     return connection.ops.quote_name(field.column)
 
 
+@functools.cache
+def _converters(model: type[Model]) -> tuple[tuple[Any, list[Any]], ...]:
+    """Per concrete field, the converters a queryset would apply to its column (a JSON column
+    arrives as text, for one)."""
+    columns = [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
+    return tuple(
+        (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+        for column in columns
+    )
+
+
 def _converted(model: type[Model], row: tuple[Any, ...]) -> list[Any]:
-    """Python values from a raw row, through the converters a queryset would apply (a JSON
-    column arrives as text, for one)."""
     values = []
-    for field, value in zip(model._meta.concrete_fields, row, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
-            connection
-        ):
+    for (column, converters), value in zip(_converters(model), row, strict=True):
+        for convert in converters:
             value = convert(value, column, connection)
         values.append(value)
     return values
+
+
+def _sent_saved(instance: Model, *, created: bool, update_fields: Any = None) -> None:
+    post_save.send(
+        sender=type(instance),
+        instance=instance,
+        created=created,
+        update_fields=update_fields,
+        raw=False,
+        using=connection.alias,
+    )
+
+
+def _inserted(instance: M, pk: Any) -> M:
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    _sent_saved(instance, created=True)
+    return instance
+
+
+@functools.cache
+def _lock_suffix(model: type[Model], unique: tuple[str, ...]) -> str:
+    conflict = [_column(model, name) for name in unique]
+    everything = model._meta.concrete_fields
+    return (
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {conflict[0]} = EXCLUDED.{conflict[0]} "
+        f"RETURNING {', '.join(connection.ops.quote_name(f.column) for f in everything)}"
+    )
 
 
 def insert_or_lock(model: type[M], *, unique: tuple[str, ...], **values: Any) -> M:
     """The row of `model` with these `unique` field values, created from `values` when absent,
     locked FOR UPDATE. `values` must name the unique fields (by attname, as `event_id`)."""
     _, sql, params = _insert(model, values)
-    conflict = [_column(model, name) for name in unique]
-    everything = model._meta.concrete_fields
-    sql += (
-        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {conflict[0]} = EXCLUDED.{conflict[0]} "
-        f"RETURNING {', '.join(connection.ops.quote_name(f.column) for f in everything)}"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql + _lock_suffix(model, unique), params)
         row = cursor.fetchone()
-    return model.from_db(connection.alias, [f.attname for f in everything], _converted(model, row))
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    return model.from_db(connection.alias, attnames, _converted(model, row))
 
 
 def insert_unless_taken(model: type[M], **values: Any) -> M | None:
     """Insert a row of `model` and return it; None, and nothing written, when a unique
-    constraint already holds a row with these values. Like `create()`, a new row sends
-    `post_save` (the metrics count events by it)."""
+    constraint already holds a row with these values."""
     instance, sql, params = _insert(model, values)
     pk = connection.ops.quote_name(model._meta.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(sql + f"ON CONFLICT DO NOTHING RETURNING {pk}", params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    instance.pk = row[0]
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    post_save.send(
-        sender=model,
-        instance=instance,
-        created=True,
-        update_fields=None,
-        raw=False,
-        using=connection.alias,
+    return None if row is None else _inserted(instance, row[0])
+
+
+def insert(model: type[M], **values: Any) -> M:
+    """`model.objects.create(**values)` for a model without save() logic of its own."""
+    instance, sql, params = _insert(model, values)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + f"RETURNING {pk}", params)
+        return _inserted(instance, cursor.fetchone()[0])
+
+
+@functools.cache
+def _update_sql(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, tuple[Field, ...]]:
+    fields = tuple(
+        next(f for f in model._meta.concrete_fields if name in (f.name, f.attname))
+        for name in attnames
     )
-    return instance
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} "  # noqa: S608
+        f"SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )
+    return sql, fields
+
+
+def save_columns(instance: Model, *names: str) -> None:
+    """`instance.save(update_fields=names)` for a saved instance of a model without save()
+    logic of its own (auto_now fields still get their new time)."""
+    sql, fields = _update_sql(type(instance), names)
+    params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, instance.pk])
+    _sent_saved(instance, created=False, update_fields=frozenset(names))

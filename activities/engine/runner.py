@@ -30,7 +30,7 @@ from activities.selectors import RunnableActivity, customer_in_audience
 from .cache import CompiledStep, activity_config, compiled_chain
 from .context import RunContext
 from .errors import Rejected, StepFailed
-from .rows import insert_or_lock
+from .rows import insert_or_lock, save_columns
 
 logger = structlog.get_logger(__name__)
 
@@ -162,17 +162,16 @@ def _finish(
     run.template_version = template_version
     run.finished_at = timezone.now()
     run.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    run.save(
-        update_fields=[
-            "outcome",
-            "reason",
-            "steps",
-            "result",
-            "error",
-            "template_version",
-            "finished_at",
-            "duration_ms",
-        ]
+    save_columns(
+        run,
+        "outcome",
+        "reason",
+        "steps",
+        "result",
+        "error",
+        "template_version",
+        "finished_at",
+        "duration_ms",
     )
 
 

@@ -17,11 +17,12 @@ from jsonschema import Draft202012Validator
 
 from activities import selectors
 from activities.engine.errors import StepFailed
-from activities.engine.rows import insert_unless_taken
+from activities.engine.rows import insert_unless_taken, save_columns
 from activities.errors import IdempotencyConflict, InvalidPayload, UnknownActivity, UnknownChannel
 from activities.models import Activity, Channel, Event, EventState, StorefrontKey
 from activities.services import waiters
-from segments.services import ensure_customer
+from config.compiled_queries import CompiledQuery
+from segments.services import ensure_customer_id
 
 if TYPE_CHECKING:
     from activities.engine.context import RunContext
@@ -69,20 +70,27 @@ def _same_request(event: Event, digest: str) -> Event:
     return event
 
 
+# Every storefront event looks these up.
+_CHANNEL = CompiledQuery(lambda code: Channel.objects.filter(code=code)[:1], code=str)
+_ACTIVITY_ID = CompiledQuery(
+    lambda code: Activity.objects.filter(code=code).values_list("pk")[:1], code=str
+)
+
+
 def _validated_target(
     *, channel_code: str, payload: dict[str, Any], activity_code: str | None
 ) -> tuple[Channel, int | None]:
-    channel = Channel.objects.filter(code=channel_code).first()
-    if channel is None:
+    found = _CHANNEL.instances(code=channel_code)
+    if not found:
         raise UnknownChannel(f"There is no channel {channel_code!r}.")
+    channel = found[0]
     _check_payload(channel, payload)
     activity_id = None
     if activity_code is not None:
-        activity_id = (
-            Activity.objects.filter(code=activity_code).values_list("pk", flat=True).first()
-        )
-        if activity_id is None:
+        ids = _ACTIVITY_ID.rows(code=activity_code)
+        if not ids:
             raise UnknownActivity(f"There is no activity {activity_code!r}.")
+        activity_id = ids[0][0]
     return channel, activity_id
 
 
@@ -120,14 +128,14 @@ def accept_event(
             raise
         return _same_request(existing, digest), False
 
-    customer = ensure_customer(external_id=customer_external_id)
+    customer_id = ensure_customer_id(external_id=customer_external_id)
     event = insert_unless_taken(
         Event,
         client_id=client.pk,
         idempotency_key=idempotency_key,
         request_hash=digest,
         channel_id=channel.pk,
-        customer_id=customer.pk,
+        customer_id=customer_id,
         payload=payload,
         activity_id=activity_id,
         dispatched_at=timezone.now(),
@@ -258,7 +266,7 @@ def process_event(*, event_id: Any) -> Event | None:
             record_conversions(event=event)
         event.finish()
         event.finished_at = timezone.now()
-        event.save(update_fields=["state", "finished_at", "error"])
+        save_columns(event, "state", "finished_at", "error")
         transaction.on_commit(lambda: waiters.announce(event_id=event.pk))
     structlog.contextvars.unbind_contextvars("event_id", "customer")
     return event

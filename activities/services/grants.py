@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, Model, Q, Value, When
+from django.db.models import Case, CharField, F, Model, Q, QuerySet, Value, When
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed, has_transition_perm
 from django_fsm_log.helpers import FSMLogDescriptor
 
 from activities.engine.errors import Rejected
+from activities.engine.rows import insert
 from activities.errors import TransitionNotAllowed
 from activities.models import Activity, Benefit, Grant, GrantState
 from activities.services import lifecycle
 from activities.services.counters import LimitPeriod, try_increment
+from config.compiled_queries import CompiledQuery
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -41,6 +43,24 @@ def _take(*, model: type[Model], pk: int, column: str, amount: Any) -> Any:
     return None if row is None else row[0]
 
 
+def _grant_with_key(idempotency_key: str) -> QuerySet[Grant]:
+    return Grant.objects.filter(idempotency_key=idempotency_key)[:2]
+
+
+def _grant_with_key_or_held(
+    idempotency_key: str, benefit_id: int, customer_id: int
+) -> QuerySet[Grant]:
+    held = Q(benefit_id=benefit_id, customer_id=customer_id, state=GrantState.ISSUED)
+    return Grant.objects.filter(Q(idempotency_key=idempotency_key) | held)[:2]
+
+
+# Every grant a chain issues first looks for the one it may already have issued.
+_GRANT_WITH_KEY = CompiledQuery(_grant_with_key, idempotency_key=str)
+_GRANT_WITH_KEY_OR_HELD = CompiledQuery(
+    _grant_with_key_or_held, idempotency_key=str, benefit_id=int, customer_id=int
+)
+
+
 def issue_grant(
     *, ctx: RunContext, benefit: BenefitConfig, quantity: int, idempotency_key: str
 ) -> Grant:
@@ -50,10 +70,12 @@ def issue_grant(
     always yields the same grant. A customer who already holds an unused coupon, prize or cash
     grant of this benefit gets that grant back.
     """
-    already = Q(idempotency_key=idempotency_key)
-    if not benefit.stackable:
-        already |= Q(benefit_id=benefit.id, customer_id=ctx.customer.pk, state=GrantState.ISSUED)
-    found = list(Grant.objects.filter(already)[:2])
+    if benefit.stackable:
+        found = _GRANT_WITH_KEY.instances(idempotency_key=idempotency_key)
+    else:
+        found = _GRANT_WITH_KEY_OR_HELD.instances(
+            idempotency_key=idempotency_key, benefit_id=benefit.id, customer_id=ctx.customer.pk
+        )
     if found:
         grant = next((g for g in found if g.idempotency_key == idempotency_key), found[0])
         if grant.benefit_id == benefit.id:
@@ -84,7 +106,8 @@ def issue_grant(
         if budget_left is None:
             raise Rejected("budget_exhausted")
         lifecycle.watch_budget(ctx=ctx, remaining=budget_left)
-    grant = Grant.objects.create(
+    grant = insert(
+        Grant,
         benefit_id=benefit.id,
         activity_id=ctx.activity.id,
         customer_id=ctx.customer.pk,

@@ -25,10 +25,37 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-ke
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'gambit.sqlite3'}")}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+def database_settings(*, default_url: str | None, conn_max_age: int) -> dict:
+    """The database from DATABASE_URL. Connections live `conn_max_age` seconds (env
+    DJANGO_CONN_MAX_AGE overrides) and are checked before reuse.
+
+    On PostgreSQL, server-side binding lets psycopg prepare a statement once it has run 5 times
+    on a connection, so PostgreSQL stops parsing and planning it: the engine runs the same
+    statements for every event, and this halves PostgreSQL's CPU per event
+    (docs/decisions/0006-engine-hot-path.md). DJANGO_DB_PREPARED_STATEMENTS=false turns it off
+    (needed behind a transaction-pooling PgBouncer).
+    """
+    database = (
+        env.db("DATABASE_URL")
+        if default_url is None
+        else env.db("DATABASE_URL", default=default_url)
+    )
+    database["ATOMIC_REQUESTS"] = False
+    database["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=conn_max_age)
+    database["CONN_HEALTH_CHECKS"] = True
+    if database["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+        "DJANGO_DB_PREPARED_STATEMENTS", default=True
+    ):
+        database.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+    return database
+
+
+DATABASES = {
+    "default": database_settings(
+        default_url=f"sqlite:///{BASE_DIR / 'gambit.sqlite3'}", conn_max_age=60
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -7,9 +7,12 @@ from .base import env
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-not-for-production"  # noqa: S105
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/gambit")}
 # Tests close connections after each request and task unless a test asks for reuse (the soak does).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
+DATABASES = {
+    "default": database_settings(  # noqa: F405
+        default_url="postgres://postgres@127.0.0.1:5432/gambit", conn_max_age=0
+    )
+}
 DATABASES["default"]["TEST"] = {"NAME": env.str("GAMBIT_TEST_DB", default="test_gambit")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = logging_config(

@@ -1,5 +1,5 @@
-"""Writes to the audience. `ensure_customer` is what the activity engine calls."""
+"""Writes to the audience; the activity engine calls `ensure_customer` and `ensure_customer_id`."""
 
-from segments.services.customers import ensure_customer
+from segments.services.customers import ensure_customer, ensure_customer_id
 
-__all__ = ["ensure_customer"]
+__all__ = ["ensure_customer", "ensure_customer_id"]

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.translation import gettext as _
 
+from config.compiled_queries import CompiledQuery
 from segments.errors import InvalidCustomer, TooManyRows
 from segments.models import Customer, CustomerTag, Tag
 from segments.services.cleansing import CleanRow, clean_customer_row, merged_flags
@@ -43,6 +44,19 @@ def ensure_customer(*, external_id: str) -> Customer:
     """The customer with this storefront id, created bare on first sight."""
     customer, _created = Customer.objects.get_or_create(external_id=external_id)
     return customer
+
+
+_CUSTOMER_ID = CompiledQuery(
+    lambda external_id: Customer.objects.filter(external_id=external_id).values_list("pk")[:1],
+    external_id=str,
+)
+
+
+def ensure_customer_id(*, external_id: str) -> int:
+    """`ensure_customer(...).pk`; every storefront event asks, so the lookup runs precompiled
+    and reads one column."""
+    found = _CUSTOMER_ID.rows(external_id=external_id)
+    return found[0][0] if found else ensure_customer(external_id=external_id).pk
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.db.models.signals import post_save
 
-from activities.engine.rows import insert_or_lock, insert_unless_taken
+from activities.engine.rows import insert, insert_or_lock, insert_unless_taken, save_columns
 from activities.models import ChainRun, Event, EventState, Grant, Participation, RunOutcome
 from activities.services import events
 from activities.tasks import run_event_task
@@ -148,32 +148,55 @@ def test_insert_or_lock_waits_for_the_holder_and_sees_its_commit():
     assert seen == [{"by": "holder"}]
 
 
-@pytest.mark.django_db
-def test_insert_unless_taken_inserts_once_and_signals_once():
+def new_event_values() -> dict:
     build_quiz_lottery()
-    client = make_api_key()[0]
-    customer = CustomerFactory()
-    channel_id = (
-        Event._meta.get_field("channel").related_model.objects.get(code="quiz.completed").pk
-    )
+    channel = Event._meta.get_field("channel").related_model.objects.get(code="quiz.completed")
+    return {
+        "client_id": make_api_key()[0].pk,
+        "idempotency_key": "k",
+        "request_hash": "",
+        "channel_id": channel.pk,
+        "customer_id": CustomerFactory().pk,
+    }
+
+
+@pytest.fixture
+def event_saves():
+    """(pk, created, update_fields) of every post_save an Event sends during the test."""
     saved = []
 
-    def receiver(sender, instance, created, **kwargs):
-        saved.append((instance.pk, created))
+    def receiver(sender, instance, created, update_fields, **kwargs):
+        saved.append((instance.pk, created, update_fields))
 
     post_save.connect(receiver, sender=Event, weak=False)
-    try:
-        values = {
-            "client_id": client.pk,
-            "idempotency_key": "k",
-            "request_hash": "",
-            "channel_id": channel_id,
-            "customer_id": customer.pk,
-        }
-        first = insert_unless_taken(Event, **values)
-        second = insert_unless_taken(Event, **values)
-    finally:
-        post_save.disconnect(receiver, sender=Event)
+    yield saved
+    post_save.disconnect(receiver, sender=Event)
+
+
+@pytest.mark.django_db
+def test_insert_unless_taken_inserts_once_and_signals_once(event_saves):
+    values = new_event_values()
+    first = insert_unless_taken(Event, **values)
+    second = insert_unless_taken(Event, **values)
     assert first is not None and second is None
-    assert saved == [(first.pk, True)]
+    assert event_saves == [(first.pk, True, None)]
     assert list(Event.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+@pytest.mark.django_db
+def test_insert_and_save_columns_write_like_create_and_save_and_signal_alike(event_saves):
+    event = insert(Event, **new_event_values(), payload={"score": 70})
+    event.finish()
+    event.error = "kept"
+    event.attempts = 3  # not among the saved columns
+    save_columns(event, "state", "error")
+    stored = Event.objects.get()
+    assert (stored.pk, stored.payload, stored.state, stored.error, stored.attempts) == (
+        event.pk,
+        {"score": 70},
+        EventState.DONE,
+        "kept",
+        0,
+    )
+    assert stored.created_at is not None
+    assert event_saves == [(event.pk, True, None), (event.pk, False, frozenset({"state", "error"}))]

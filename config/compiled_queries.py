@@ -1,0 +1,130 @@
+"""Querysets compiled to SQL once per process, then run with fresh values.
+
+The engine runs the same few queries for every event, differing only in ids. Building a
+queryset and compiling it costs the worker 0.3-1.5 ms of Python each time: several times what
+PostgreSQL spends running the statement, and most of what an event costs the machine
+(docs/benchmarks.md, "Activity engine"). A `CompiledQuery` asks the ORM for the SQL once, with
+a marker value in each slot that varies, and afterwards runs that SQL with the real values,
+converting columns and building model instances (with their `select_related` objects and
+annotations) the way iterating the queryset would. The ORM stays the one place the query's
+shape is written.
+
+Only a queryset whose SQL depends on nothing but the named slots may be compiled: no
+`timezone.now()`, no setting read at build time.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+
+_MARKER_BASE = -(2**62)
+M = TypeVar("M", bound=Model)
+
+
+def _marker(kind: type, number: int) -> Any:
+    if kind is int:
+        return _MARKER_BASE + number
+    if kind is uuid.UUID:
+        return uuid.UUID(int=2**127 + number)
+    if kind is str:
+        return f"\x00compiled-query-slot-{number}\x00"
+    raise TypeError(f"A compiled query slot must be int, str or uuid.UUID, not {kind!r}.")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[int, str], ...]  # (position in params, slot name)
+    converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
+    compiler: Any
+
+    def bind(self, values: dict[str, Any]) -> list[Any]:
+        params = list(self.params)
+        for position, name in self.slots:
+            params[position] = values[name]
+        return params
+
+
+class CompiledQuery(Generic[M]):
+    """`CompiledQuery(lambda event_id: Event.objects.filter(pk=event_id), event_id=uuid.UUID)`
+    names each varying value and its type; `.rows(event_id=...)` returns converted tuples in
+    select order, `.instances(...)` model instances."""
+
+    def __init__(
+        self, build: Callable[..., QuerySet[M, Any]], /, using: str = "default", **slots: type
+    ):
+        self._build = build
+        self._slots = slots
+        self._using = using
+        self._compiled: _Compiled | None = None
+        self._lock = threading.Lock()
+
+    def _compile(self) -> _Compiled:
+        with self._lock:
+            if self._compiled is not None:
+                return self._compiled
+            markers = {name: _marker(kind, n) for n, (name, kind) in enumerate(self._slots.items())}
+            queryset = self._build(**markers)
+            compiler = queryset.query.get_compiler(using=self._using)
+            sql, params = compiler.as_sql()
+            by_marker = {marker: name for name, marker in markers.items()}
+            slots = tuple(
+                (position, by_marker[value])
+                for position, value in enumerate(params)
+                if isinstance(value, (int, str, uuid.UUID)) and value in by_marker
+            )
+            missing = set(self._slots) - {name for _, name in slots}
+            if missing:
+                raise ValueError(f"The compiled query never uses the slots {sorted(missing)}.")
+            expressions = [column[0] for column in compiler.select]
+            converters = tuple(
+                (position, tuple(convs), expression)
+                for position, (convs, expression) in compiler.get_converters(expressions).items()
+            )
+            self._compiled = _Compiled(sql, tuple(params), slots, converters, compiler)
+            return self._compiled
+
+    def rows(self, **values: Any) -> list[list[Any]]:
+        compiled = self._compiled or self._compile()
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, compiled.bind(values))
+            rows = [list(row) for row in cursor.fetchall()]
+        for row in rows:
+            for position, convs, expression in compiled.converters:
+                value = row[position]
+                for convert in convs:
+                    value = convert(value, expression, connection)
+                row[position] = value
+        return rows
+
+    def instances(self, **values: Any) -> list[M]:
+        rows = self.rows(**values)
+        if not rows:
+            return []
+        compiled = self._compiled
+        assert compiled is not None
+        select, klass_info = compiled.compiler.select, compiled.compiler.klass_info
+        annotations = compiled.compiler.annotation_col_map
+        model = klass_info["model"]
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        attnames = [column[0].target.attname for column in select[start:end]]
+        populators = get_related_populators(klass_info, select, self._using)
+        instances = []
+        for row in rows:
+            instance = model.from_db(self._using, attnames, row[start:end])
+            for populator in populators:
+                populator.populate(row, instance)
+            for name, position in annotations.items():
+                setattr(instance, name, row[position])
+            instances.append(instance)
+        return instances
