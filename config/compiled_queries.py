@@ -39,18 +39,38 @@ def _marker(kind: type, number: int) -> Any:
     raise TypeError(f"A compiled query slot must be int, str or uuid.UUID, not {kind!r}.")
 
 
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _uuid_hex(value: Any) -> str:
+    return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).hex
+
+
+def _marker_forms(markers: dict[str, Any]) -> dict[Any, tuple[str, Callable[[Any], Any]]]:
+    """Each marker as it may appear among the compiled parameters, with how to turn a real
+    value into that form: PostgreSQL binds a UUID as it is, SQLite as its hex string."""
+    forms: dict[Any, tuple[str, Callable[[Any], Any]]] = {}
+    for name, marker in markers.items():
+        forms[marker] = (name, _unchanged)
+        if isinstance(marker, uuid.UUID):
+            forms[marker.hex] = (name, _uuid_hex)
+    return forms
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
     params: tuple[Any, ...]
-    slots: tuple[tuple[int, str], ...]  # (position in params, slot name)
+    # (position in params, slot name, the value as the backend binds it)
+    slots: tuple[tuple[int, str, Callable[[Any], Any]], ...]
     converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
     compiler: Any
 
     def bind(self, values: dict[str, Any]) -> list[Any]:
         params = list(self.params)
-        for position, name in self.slots:
-            params[position] = values[name]
+        for position, name, prepare in self.slots:
+            params[position] = prepare(values[name])
         return params
 
 
@@ -76,13 +96,13 @@ class CompiledQuery(Generic[M]):
             queryset = self._build(**markers)
             compiler = queryset.query.get_compiler(using=self._using)
             sql, params = compiler.as_sql()
-            by_marker = {marker: name for name, marker in markers.items()}
+            forms = _marker_forms(markers)
             slots = tuple(
-                (position, by_marker[value])
+                (position, *forms[value])
                 for position, value in enumerate(params)
-                if isinstance(value, (int, str, uuid.UUID)) and value in by_marker
+                if isinstance(value, (int, str, uuid.UUID)) and value in forms
             )
-            missing = set(self._slots) - {name for _, name in slots}
+            missing = set(self._slots) - {name for _, name, _ in slots}
             if missing:
                 raise ValueError(f"The compiled query never uses the slots {sorted(missing)}.")
             expressions = [column[0] for column in compiler.select]

@@ -154,5 +154,5 @@ def save_columns(instance: Model, *names: str) -> None:
     sql, fields = _update_sql(type(instance), names)
     params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, instance.pk])
+        cursor.execute(sql, [*params, instance._meta.pk.get_db_prep_value(instance.pk, connection)])
     _sent_saved(instance, created=False, update_fields=frozenset(names))

@@ -8,7 +8,7 @@ from django.db.models import Count, Q
 from django.test.utils import CaptureQueriesContext
 
 from activities.models import Event
-from config.compiled_queries import CompiledQuery
+from config.compiled_queries import CompiledQuery, _marker_forms
 from segments.models import Customer
 from tests.factories import CustomerFactory, build_quiz_lottery, make_api_key
 
@@ -98,3 +98,13 @@ def test_a_slot_the_query_never_uses_is_refused():
     )
     with pytest.raises(ValueError, match=r"never uses the slots \['external_id'\]"):
         query.rows(external_id="ann", customer_id=1)
+
+
+def test_a_uuid_slot_is_found_and_bound_in_the_form_the_backend_uses():
+    marker = uuid.UUID(int=2**127 + 5)
+    value = uuid.uuid4()
+    forms = _marker_forms({"event_id": marker})
+    # PostgreSQL keeps the UUID among the compiled parameters; SQLite has its hex string.
+    assert forms[marker][0] == forms[marker.hex][0] == "event_id"
+    assert forms[marker][1](value) == value
+    assert forms[marker.hex][1](value) == forms[marker.hex][1](str(value)) == value.hex
