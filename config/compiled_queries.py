@@ -59,13 +59,49 @@ def _marker_forms(markers: dict[str, Any]) -> dict[Any, tuple[str, Callable[[Any
 
 
 @dataclass(frozen=True)
+class _Assembly:
+    """How a row becomes a model instance, as `ModelIterable` works it out per queryset."""
+
+    model: type[Model]
+    start: int
+    end: int
+    attnames: tuple[str, ...]
+    populators: tuple[Any, ...]  # select_related objects; stateless once built
+    annotations: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, compiler: Any, using: str) -> _Assembly | None:
+        klass_info = compiler.klass_info
+        if klass_info is None:  # a values()/values_list() query
+            return None
+        select = compiler.select
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        return cls(
+            model=klass_info["model"],
+            start=start,
+            end=end,
+            attnames=tuple(column[0].target.attname for column in select[start:end]),
+            populators=tuple(get_related_populators(klass_info, select, using)),
+            annotations=tuple(compiler.annotation_col_map.items()),
+        )
+
+    def build(self, row: list[Any], using: str) -> Model:
+        instance = self.model.from_db(using, self.attnames, row[self.start : self.end])
+        for populator in self.populators:
+            populator.populate(row, instance)
+        for name, position in self.annotations:
+            setattr(instance, name, row[position])
+        return instance
+
+
+@dataclass(frozen=True)
 class _Compiled:
     sql: str
     params: tuple[Any, ...]
     # (position in params, slot name, the value as the backend binds it)
     slots: tuple[tuple[int, str, Callable[[Any], Any]], ...]
     converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
-    compiler: Any
+    assembly: _Assembly | None
 
     def bind(self, values: dict[str, Any]) -> list[Any]:
         params = list(self.params)
@@ -110,7 +146,8 @@ class CompiledQuery(Generic[M]):
                 (position, tuple(convs), expression)
                 for position, (convs, expression) in compiler.get_converters(expressions).items()
             )
-            self._compiled = _Compiled(sql, tuple(params), slots, converters, compiler)
+            assembly = _Assembly.of(compiler, self._using)
+            self._compiled = _Compiled(sql, tuple(params), slots, converters, assembly)
             return self._compiled
 
     def rows(self, **values: Any) -> list[list[Any]]:
@@ -129,22 +166,7 @@ class CompiledQuery(Generic[M]):
 
     def instances(self, **values: Any) -> list[M]:
         rows = self.rows(**values)
-        if not rows:
-            return []
-        compiled = self._compiled
-        assert compiled is not None
-        select, klass_info = compiled.compiler.select, compiled.compiler.klass_info
-        annotations = compiled.compiler.annotation_col_map
-        model = klass_info["model"]
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        attnames = [column[0].target.attname for column in select[start:end]]
-        populators = get_related_populators(klass_info, select, self._using)
-        instances = []
-        for row in rows:
-            instance = model.from_db(self._using, attnames, row[start:end])
-            for populator in populators:
-                populator.populate(row, instance)
-            for name, position in annotations.items():
-                setattr(instance, name, row[position])
-            instances.append(instance)
-        return instances
+        assembly = self._compiled.assembly if self._compiled else None
+        if assembly is None:
+            raise TypeError("instances() needs a queryset of model instances, not values().")
+        return [assembly.build(row, self._using) for row in rows]  # type: ignore[misc]

@@ -73,7 +73,7 @@ def _converted(model: type[Model], row: tuple[Any, ...]) -> list[Any]:
     return values
 
 
-def _sent_saved(instance: Model, *, created: bool, update_fields: Any = None) -> None:
+def _send_post_save(instance: Model, *, created: bool, update_fields: Any = None) -> None:
     post_save.send(
         sender=type(instance),
         instance=instance,
@@ -88,28 +88,30 @@ def _inserted(instance: M, pk: Any) -> M:
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = connection.alias
-    _sent_saved(instance, created=True)
+    _send_post_save(instance, created=True)
     return instance
 
 
 @functools.cache
-def _lock_suffix(model: type[Model], unique: tuple[str, ...]) -> str:
+def _lock_suffix(model: type[Model], unique: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The conflict clause and every column returned, with the attnames they load into."""
     conflict = [_column(model, name) for name in unique]
     everything = model._meta.concrete_fields
-    return (
+    suffix = (
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {conflict[0]} = EXCLUDED.{conflict[0]} "
         f"RETURNING {', '.join(connection.ops.quote_name(f.column) for f in everything)}"
     )
+    return suffix, [f.attname for f in everything]
 
 
 def insert_or_lock(model: type[M], *, unique: tuple[str, ...], **values: Any) -> M:
     """The row of `model` with these `unique` field values, created from `values` when absent,
     locked FOR UPDATE. `values` must name the unique fields (by attname, as `event_id`)."""
     _, sql, params = _insert(model, values)
+    suffix, attnames = _lock_suffix(model, unique)
     with connection.cursor() as cursor:
-        cursor.execute(sql + _lock_suffix(model, unique), params)
+        cursor.execute(sql + suffix, params)
         row = cursor.fetchone()
-    attnames = [f.attname for f in model._meta.concrete_fields]
     return model.from_db(connection.alias, attnames, _converted(model, row))
 
 
@@ -155,4 +157,4 @@ def save_columns(instance: Model, *names: str) -> None:
     params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, instance._meta.pk.get_db_prep_value(instance.pk, connection)])
-    _sent_saved(instance, created=False, update_fields=frozenset(names))
+    _send_post_save(instance, created=False, update_fields=frozenset(names))
