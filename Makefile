@@ -8,6 +8,12 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gambit
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 PORT ?= 8000
 
+# manage.py, WSGI, ASGI and Celery default to the production settings, which refuse to start
+# without a real secret key; each target here names the settings it means. Everything `make run`
+# starts (honcho and the Procfile's processes) inherits the development choice.
+run messages: export DJANGO_SETTINGS_MODULE = config.settings.development
+test unit reliability: export DJANGO_SETTINGS_MODULE = config.settings.test
+
 .PHONY: install system-deps services db run test lint typecheck unit reliability bench messages clean
 
 $(BIN)/python:
@@ -22,6 +28,7 @@ system-deps:
 	@command -v chromium >/dev/null && command -v msgfmt >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; }
 
+# PostgreSQL and Redis: installed from Debian packages when missing, started when stopped.
 services:
 	@bash .ci/services
 
@@ -47,11 +54,7 @@ test: install system-deps db lint typecheck
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.production DJANGO_SECRET_KEY=$$(openssl rand -hex 32) \
 	  DJANGO_ALLOWED_HOSTS=gambit.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
-	@# pip-audit reads advisories per installed version from PyPI's JSON API; where that API does
-	@# not answer it audits nothing, so say so rather than print "No known vulnerabilities found".
-	@if $(BIN)/python -c "import urllib.request as u; u.urlopen('https://pypi.org/pypi/pip/25.0/json', timeout=10)" 2>/dev/null; \
-	  then $(BIN)/pip-audit --strict --skip-editable --progress-spinner off; \
-	  else echo "pip-audit NOT RUN: PyPI's vulnerability API is unreachable (docs/decisions/reliability-pip-audit.md)"; fi
+	$(BIN)/python .ci/audit_dependencies.py
 	$(BIN)/pytest tests
 	$(MAKE) reliability
 

@@ -7,5 +7,4 @@ class ActivitiesConfig(AppConfig):
     verbose_name = _("Activities")
 
     def ready(self) -> None:
-        from activities.api import schema  # noqa: F401  (registers the OpenAPI auth extension)
         from activities.engine import processors  # noqa: F401  (registers the built-ins)

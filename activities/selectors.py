@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Sum
 
-from activities.engine.context import dig
 from activities.models import (
     Activity,
     ActivityState,
@@ -20,8 +19,8 @@ from activities.models import (
     GrantState,
     Participation,
 )
-from activities.rules import MISSING
-from config.compiled_queries import CompiledQuery
+from core.db.compiled_queries import CompiledQuery
+from core.rules import MISSING, dig
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations

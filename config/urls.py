@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.health import health_view
-from config.metrics import metrics_view
+from observability.health import health_view
+from observability.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -14,14 +14,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from activities.admin.base import (
+from core.admin.base import (
     ReadOnlyAdmin,
     ReasonForm,
     ServiceErrorsMixin,
     TransitionAdminMixin,
     TransitionButton,
 )
-from activities.timezones import LocalDateTimeField, LocalDateTimeFormMixin
+from core.timezones import LocalDateTimeField, LocalDateTimeFormMixin
 from notifications import selectors
 from notifications.models import (
     Broadcast,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from config.redis_pools import redis_client as client
+from core.redis_pools import redis_client as client
 
 
 def _keys(name: str) -> tuple[str, str]:

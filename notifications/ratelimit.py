@@ -8,7 +8,7 @@ so workers on different hosts agree. With no burst allowance, two reserved slots
 
 from __future__ import annotations
 
-from config.redis_pools import redis_client as client
+from core.redis_pools import redis_client as client
 
 # KEYS[1]: the bucket; ARGV[1]: microseconds per message; ARGV[2]: allowed burst (messages).
 # Returns the microseconds to wait before sending.

@@ -14,9 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from activities.admin.base import TransitionAdminMixin, TransitionButton
-from activities.errors import GambitError
-from activities.rules import RuleError
+from core.admin.base import TransitionAdminMixin, TransitionButton
+from core.errors import GambitError
+from core.rules import RuleError
 from segments.models import Customer, Order, Segment, Tag
 from segments.services.cleansing import known_timezones
 from segments.services.customers import export_customers_csv, import_customers_csv

@@ -1,7 +1,7 @@
-"""Audience errors. Each subclasses an `activities.errors` class, so the API's exception
+"""Audience errors. Each subclasses a `core.errors` class, so the API's exception
 handler gives it the right status (404, 409, else 400) and its stable code."""
 
-from activities.errors import GambitError, InvalidConfiguration, NotFound, TransitionNotAllowed
+from core.errors import GambitError, InvalidConfiguration, NotFound, TransitionNotAllowed
 
 
 class TooManyRows(GambitError):

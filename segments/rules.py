@@ -1,4 +1,4 @@
-"""Segment rules: the shared condition grammar (`activities.rules`) over customers, compiled to
+"""Segment rules: the shared condition grammar (`core.rules`) over customers, compiled to
 one SQL query.
 
 Field names are the chains' (`customer.level`, `customer.tags`, `customer.attributes.x`), plus
@@ -65,7 +65,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
-from activities.rules import (
+from core.rules import (
     All,
     AnyOf,
     Condition,

@@ -12,9 +12,9 @@ from activities.models import (
     Chain,
     ChainStep,
     Channel,
-    StorefrontKey,
     StrategyTemplate,
 )
+from core.models import StorefrontKey
 from segments.models import Customer
 
 

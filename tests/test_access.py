@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from activities.models.api_key import ALL_SCOPES, ApiScope
+from core.models import ALL_SCOPES, ApiScope
 from tests.conftest import ROOT
 from tests.factories import make_api_key
 
@@ -209,7 +209,7 @@ def test_rates_are_per_key_and_per_scope(tight_rates):
 def test_a_redis_outage_lets_requests_through(tight_rates, monkeypatch):
     import redis
 
-    from activities.api import throttling
+    from core.api import throttling
 
     class Down:
         def pipeline(self, **kwargs):
@@ -224,14 +224,14 @@ def test_a_redis_outage_lets_requests_through(tight_rates, monkeypatch):
     ("rate", "parsed"), [("600/min", (600, 60)), ("5/s", (5, 1)), ("10/hour", (10, 3600))]
 )
 def test_rates_parse(rate, parsed):
-    from activities.api.throttling import parse_rate
+    from core.api.throttling import parse_rate
 
     assert parse_rate(rate) == parsed
 
 
 @pytest.mark.parametrize("rate", ["", "0/min", "ten/min", "5/week", "-1/s"])
 def test_bad_rates_are_refused(rate):
-    from activities.api.throttling import parse_rate
+    from core.api.throttling import parse_rate
 
     with pytest.raises(ValueError, match="is not N/s"):
         parse_rate(rate)
@@ -354,14 +354,14 @@ def client_for(user) -> Client:
 
 
 def test_only_a_superuser_creates_or_revokes_api_keys(roles):
-    from activities.models import StorefrontKey
+    from core.models import StorefrontKey
 
     key, _ = make_api_key(name="shop")
     for role, user in roles.items():
         client = client_for(user)
-        assert client.get("/admin/activities/storefrontkey/add/").status_code == 403, role
+        assert client.get("/admin/core/storefrontkey/add/").status_code == 403, role
         response = client.post(
-            f"/admin/activities/storefrontkey/{key.pk}/change/",
+            f"/admin/core/storefrontkey/{key.pk}/change/",
             {"name": "stolen", "revoked": "on", "scopes": '["events"]'},
         )
         assert response.status_code == 403, role

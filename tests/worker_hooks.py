@@ -9,7 +9,7 @@ from celery.signals import task_prerun
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
-from config.redis_pools import redis_client
+from core.redis_pools import redis_client
 
 
 @task_prerun.connect

@@ -3,21 +3,15 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat import models as beat
-from rest_framework_api_key.models import APIKey
 
 from . import (  # noqa: F401  (registers)
     activities,
     channels,
     experiments,
     grants,
-    keys,
     runs,
     templates,
 )
-
-# Gambit's storefront keys are StorefrontKey; the library's own APIKey model is unused.
-if admin.site.is_registered(APIKey):
-    admin.site.unregister(APIKey)
 
 # Beat's rows are derived from activity and broadcast states by the scheduling services, under
 # row locks; a hand edit here would launch or end a campaign behind the state machine's back.

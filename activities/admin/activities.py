@@ -22,16 +22,16 @@ from activities.engine import registry
 from activities.models import Activity, ActivityState, Benefit, RunOutcome
 from activities.services import configuration, lifecycle, scheduling
 from activities.services.dry_run import dry_run
-from activities.timezones import LocalDateTimeField, LocalDateTimeFormMixin, describe
-
-from . import approval
-from .base import (
+from core.admin.base import (
     ReasonForm,
     ServiceErrorsMixin,
     TransitionAdminMixin,
     TransitionButton,
     record_saved,
 )
+from core.timezones import LocalDateTimeField, LocalDateTimeFormMixin, describe
+
+from . import approval
 from .dry_run import DryRunForm
 from .history import bump_version
 from .runs import mapping_table, trace_table

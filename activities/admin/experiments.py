@@ -20,8 +20,7 @@ from activities.models import (
     ExperimentState,
     ExperimentVariant,
 )
-
-from .base import ServiceErrorsMixin, TransitionAdminMixin, TransitionButton
+from core.admin.base import ServiceErrorsMixin, TransitionAdminMixin, TransitionButton
 
 CHART_WIDTH = 420
 BAR_HEIGHT = 22

@@ -5,8 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from activities.models import Grant
 from activities.services.grants import revoke_grant
-
-from .base import ReadOnlyAdmin, ReasonForm, TransitionAdminMixin, TransitionButton
+from core.admin.base import ReadOnlyAdmin, ReasonForm, TransitionAdminMixin, TransitionButton
 
 GRANT_BUTTONS = {
     "revoke": TransitionButton(

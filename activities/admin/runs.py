@@ -16,8 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from activities.engine import registry
 from activities.models import ChainRun, Event, Participation
-
-from .base import ReadOnlyAdmin
+from core.admin.base import ReadOnlyAdmin
 
 STEP_OUTCOMES = {
     "passed": _("passed"),

@@ -20,13 +20,12 @@ from django.utils.translation import gettext_lazy as _
 from reversion_compare.admin import CompareVersionAdmin
 
 from activities.engine import registry
-from activities.errors import InvalidConfiguration
 from activities.models import ActivityState, Chain, ChainStep, StrategyTemplate
 from activities.services import configuration
+from core.admin.base import ServiceErrorsMixin, record_saved
+from core.admin.widgets import ConditionTreeWidget, SchemaConfigWidget
+from core.errors import InvalidConfiguration
 from segments.rule_fields import CUSTOMER_FIELDS
-
-from .base import ServiceErrorsMixin, record_saved
-from .widgets import ConditionTreeWidget, SchemaConfigWidget
 
 # Live activities run a template's chains; their configuration is frozen while they do.
 LIVE_STATES = (ActivityState.SCHEDULED, ActivityState.RUNNING, ActivityState.PAUSED)

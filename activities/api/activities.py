@@ -7,9 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities import selectors
-from activities.errors import NotFound
 from activities.models import Activity
-from activities.models.api_key import ApiScope
+from core.errors import NotFound
+from core.models import ApiScope
 
 
 class BenefitSerializer(serializers.Serializer):

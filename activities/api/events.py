@@ -13,11 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities import selectors
-from activities.api.errors import error_body
 from activities.models import Event, EventState
-from activities.models.api_key import ApiScope
 from activities.services import waiters
 from activities.services.events import accept_event
+from core.api.errors import error_body
+from core.models import ApiScope
 
 IDEMPOTENCY_KEY_MAX = 255
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)")

@@ -6,10 +6,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.errors import NotFound
 from activities.experiments import selectors, stats
 from activities.models import Activity
-from activities.models.api_key import ApiScope
+from core.errors import NotFound
+from core.models import ApiScope
 
 
 class VariantResultSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from activities import selectors
 from activities.models import GrantState
-from activities.models.api_key import ApiScope
+from core.models import ApiScope
 
 
 class CustomerGrantSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ import yaml
 
 from activities.models import Activity, Chain, ErrorPolicy, StrategyTemplate
 from activities.models.activity import ExhaustionPolicy
-from activities.timezones import to_local
+from core.timezones import to_local
 
 
 def amount(value: Decimal) -> str:

@@ -23,7 +23,6 @@ from jsonschema import Draft202012Validator
 
 from activities.engine import registry
 from activities.engine.errors import ConfigError
-from activities.errors import InvalidConfiguration
 from activities.models import (
     Activity,
     Benefit,
@@ -46,7 +45,8 @@ from activities.services.configuration import (
     timezone_errors,
 )
 from activities.services.lifecycle import schedule_activity
-from activities.timezones import to_utc
+from core.errors import InvalidConfiguration
+from core.timezones import to_utc
 from segments.models import Segment
 
 from .exporter import canonical_step, export_chains

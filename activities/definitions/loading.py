@@ -20,8 +20,8 @@ import yaml
 from django.utils.translation import gettext as _
 
 from activities.engine.errors import ConfigError
-from activities.errors import InvalidConfiguration
 from activities.services.configuration import error_details
+from core.errors import InvalidConfiguration
 
 MAX_DOCUMENT_BYTES = 1_000_000
 MAX_NODES = 50_000

@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from activities.rules import Predicate, compile_predicate, parse
+from core.rules import Predicate, compile_predicate, parse
 
 from . import registry
 

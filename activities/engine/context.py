@@ -13,26 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from activities.rules import MISSING
+from core.rules import MISSING, dig
 
 if TYPE_CHECKING:
     from activities.models import ChainRun, Event, Grant, Participation
     from segments.models import Customer
 
     from .cache import ActivityConfig
-
-
-def dig(value: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(value, dict):
-            value = value.get(part, MISSING)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return MISSING
-        if value is MISSING:
-            return MISSING
-    return value
 
 
 @dataclass

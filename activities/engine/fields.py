@@ -1,6 +1,6 @@
 """Which context fields a chain rule may name; unknown ones are refused at save and import."""
 
-from activities.rules import RuleError
+from core.rules import RuleError
 from segments.rule_fields import CUSTOMER_ATTRIBUTE_PREFIX, CUSTOMER_FIELDS
 
 ROOTS = ("customer", "event", "participation", "activities", "vars", "now")

@@ -26,11 +26,11 @@ from django.utils import timezone
 
 from activities.models import ChainRun, Event, Participation, RunOutcome
 from activities.selectors import RunnableActivity, customer_in_audience
+from core.db.rows import insert_or_lock, save_columns
 
 from .cache import CompiledStep, activity_config, compiled_chain
 from .context import RunContext
 from .errors import Rejected, StepFailed
-from .rows import insert_or_lock, save_columns
 
 logger = structlog.get_logger(__name__)
 

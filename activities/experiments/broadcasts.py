@@ -39,7 +39,6 @@ from django_celery_beat.models import ClockedSchedule, IntervalSchedule, Periodi
 from django_fsm import can_proceed
 
 from activities.engine.errors import ConfigError
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
 from activities.models import (
     Assignment,
     AssignmentPhase,
@@ -50,6 +49,7 @@ from activities.models import (
 )
 from activities.models.experiment import variant_name_validator
 from activities.services.configuration import error_details
+from core.errors import InvalidConfiguration, TransitionNotAllowed
 from segments.models import Segment, SegmentMember
 
 from . import assignment, selectors

@@ -26,9 +26,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 from django.utils.translation import gettext as _
 
-from activities.engine.context import dig
 from activities.engine.errors import ConfigError
-from activities.errors import InvalidConfiguration
 from activities.models import (
     Activity,
     Assignment,
@@ -42,8 +40,9 @@ from activities.models import (
     ExperimentKind,
     ExperimentState,
 )
-from activities.rules import MISSING, Predicate, RuleError, compile_predicate, parse
 from activities.services.configuration import error_details
+from core.errors import InvalidConfiguration
+from core.rules import MISSING, Predicate, RuleError, compile_predicate, dig, parse
 
 from . import assignment
 from .selectors import live_conversion_goals

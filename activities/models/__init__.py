@@ -1,5 +1,4 @@
 from .activity import Activity, ActivityState
-from .api_key import StorefrontKey
 from .benefit import Benefit, BenefitKind
 from .channel import Channel
 from .event import Event, EventState
@@ -43,6 +42,5 @@ __all__ = [
     "Participation",
     "ParticipationCounter",
     "RunOutcome",
-    "StorefrontKey",
     "StrategyTemplate",
 ]

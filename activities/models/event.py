@@ -17,7 +17,7 @@ class Event(FSMModelMixin, models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(
-        "activities.StorefrontKey",
+        "core.StorefrontKey",
         on_delete=models.PROTECT,
         null=True,
         blank=True,

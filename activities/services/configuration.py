@@ -31,7 +31,6 @@ from django.utils.translation import gettext as _
 from activities.engine import registry
 from activities.engine.errors import ConfigError
 from activities.engine.fields import check_chain_field
-from activities.errors import InvalidConfiguration
 from activities.models import (
     Activity,
     ActivityState,
@@ -44,7 +43,8 @@ from activities.models import (
     StrategyTemplate,
 )
 from activities.models.channel import channel_code_validator
-from activities.rules import RuleError, parse
+from core.errors import InvalidConfiguration
+from core.rules import RuleError, parse
 from segments.models import Segment
 
 if TYPE_CHECKING:

@@ -17,11 +17,13 @@ from jsonschema import Draft202012Validator
 
 from activities import selectors
 from activities.engine.errors import StepFailed
-from activities.engine.rows import insert_unless_taken, save_columns
-from activities.errors import IdempotencyConflict, InvalidPayload, UnknownActivity, UnknownChannel
-from activities.models import Activity, Channel, Event, EventState, StorefrontKey
+from activities.errors import InvalidPayload, UnknownActivity, UnknownChannel
+from activities.models import Activity, Channel, Event, EventState
 from activities.services import waiters
-from config.compiled_queries import CompiledQuery
+from core.db.compiled_queries import CompiledQuery
+from core.db.rows import insert_unless_taken, save_columns
+from core.errors import IdempotencyConflict
+from core.models import StorefrontKey
 from segments.services import ensure_customer_id
 
 if TYPE_CHECKING:

@@ -14,12 +14,12 @@ from django_fsm import can_proceed, has_transition_perm
 from django_fsm_log.helpers import FSMLogDescriptor
 
 from activities.engine.errors import Rejected
-from activities.engine.rows import insert
-from activities.errors import TransitionNotAllowed
 from activities.models import Activity, Benefit, Grant, GrantState
 from activities.services import lifecycle
 from activities.services.counters import LimitPeriod, try_increment
-from config.compiled_queries import CompiledQuery
+from core.db.compiled_queries import CompiledQuery
+from core.db.rows import insert
+from core.errors import TransitionNotAllowed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

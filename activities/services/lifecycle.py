@@ -28,12 +28,12 @@ from django.utils.translation import gettext_noop
 from django_fsm import can_proceed
 from django_fsm_log.helpers import FSMLogDescriptor
 
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
 from activities.models import Activity, ActivityState, Benefit
 from activities.models.activity import ExhaustionPolicy
 from activities.services.configuration import check_activity, error_details
 from activities.services.scheduling import sync_activity_schedule
-from activities.timezones import describe
+from core.errors import InvalidConfiguration, TransitionNotAllowed
+from core.timezones import describe
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser, AnonymousUser

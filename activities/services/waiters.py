@@ -4,7 +4,7 @@ from typing import Any
 
 import redis
 
-from config.redis_pools import redis_client
+from core.redis_pools import redis_client
 
 ANNOUNCEMENT_TTL_SECONDS = 60
 

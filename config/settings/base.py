@@ -1,7 +1,9 @@
 """Settings shared by every environment; every deployment-specific value comes from the environment.
 
-Zero setup: no variables at all gives a SQLite file and a local Redis. Real deployments set
-DATABASE_URL (PostgreSQL) and REDIS_URL / CELERY_BROKER_URL.
+This module is never a settings module of its own: production.py (the default everywhere),
+development.py (`make run`) and test.py (pytest) build on it. It holds no value that would be
+unsafe if production inherited it: DEBUG is off, and the secret key, the allowed hosts and the
+database (PostgreSQL only) are chosen by those three modules.
 """
 
 import re
@@ -20,18 +22,20 @@ API_RATE = re.compile(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)")
 env = environ.Env()
 env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+DEBUG = False
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 
 def database_settings(*, default_url: str | None, conn_max_age: int) -> dict:
-    """The database from DATABASE_URL. Connections live `conn_max_age` seconds (env
-    DJANGO_CONN_MAX_AGE overrides) and are checked before reuse.
+    """The PostgreSQL database from DATABASE_URL (required when `default_url` is None).
+    Connections live `conn_max_age` seconds (env DJANGO_CONN_MAX_AGE overrides) and are checked
+    before reuse.
 
-    On PostgreSQL, server-side binding lets psycopg prepare a statement once it has run 5 times
-    on a connection, so PostgreSQL stops parsing and planning it: the engine runs the same
+    Gambit runs on PostgreSQL alone: its writes rely on ON CONFLICT, SKIP LOCKED, AT TIME ZONE
+    and partial indexes, so any other database is refused here rather than failing later.
+
+    Server-side binding lets psycopg prepare a statement once it has run 5 times on a
+    connection, so PostgreSQL stops parsing and planning it: the engine runs the same
     statements for every event, and this halves PostgreSQL's CPU per event
     (docs/decisions/0006-engine-hot-path.md). DJANGO_DB_PREPARED_STATEMENTS=false turns it off
     (needed behind a transaction-pooling PgBouncer).
@@ -41,21 +45,20 @@ def database_settings(*, default_url: str | None, conn_max_age: int) -> dict:
         if default_url is None
         else env.db("DATABASE_URL", default=default_url)
     )
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must name a PostgreSQL database (postgres://user@host:5432/name), "
+            f"not {database['ENGINE']}: Gambit relies on ON CONFLICT, SKIP LOCKED, AT TIME ZONE "
+            "and partial indexes."
+        )
     database["ATOMIC_REQUESTS"] = False
     database["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=conn_max_age)
     database["CONN_HEALTH_CHECKS"] = True
-    if database["ENGINE"] == "django.db.backends.postgresql" and env.bool(
-        "DJANGO_DB_PREPARED_STATEMENTS", default=True
-    ):
+    if env.bool("DJANGO_DB_PREPARED_STATEMENTS", default=True):
         database.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     return database
 
 
-DATABASES = {
-    "default": database_settings(
-        default_url=f"sqlite:///{BASE_DIR / 'gambit.sqlite3'}", conn_max_age=60
-    )
-}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -77,10 +80,11 @@ INSTALLED_APPS = [
     "reversion_compare",
     "django_structlog",
     "health_check",
+    "core",
     "segments",
     "activities",
     "notifications",
-    "config.metrics.MetricsConfig",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -145,13 +149,13 @@ CACHES = {
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["activities.api.permissions.StorefrontKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["activities.api.permissions.HasStorefrontKey"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.permissions.StorefrontKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasStorefrontKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["activities.api.parsers.LimitedJSONParser"],
-    "DEFAULT_THROTTLE_CLASSES": ["activities.api.throttling.StorefrontKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.LimitedJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.StorefrontKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "activities.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 # Per storefront key and API scope (activities/api/throttling.py); over it: 429 + Retry-After.

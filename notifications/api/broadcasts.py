@@ -6,8 +6,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.errors import NotFound
-from activities.models.api_key import ApiScope
+from core.errors import NotFound
+from core.models import ApiScope
 from notifications import selectors
 from notifications.models import Broadcast
 

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_noop
 from django_fsm import can_proceed
 from django_fsm_log.helpers import FSMLogDescriptor
 
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
+from core.errors import InvalidConfiguration, TransitionNotAllowed
 from notifications import circuit, rendering
 from notifications.backends import get_backend
 from notifications.models import (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import transaction
 
-from config.redis_pools import redis_client as client
+from core.redis_pools import redis_client as client
 
 if TYPE_CHECKING:
     from notifications.models import Broadcast

@@ -33,7 +33,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from activities.errors import GambitError
+from core.errors import GambitError
 from notifications.backends import backend_class
 from notifications.models import Broadcast, BroadcastState, Delivery, DeliveryStatus, SkipReason
 from notifications.services.sql import cursor as statement_cursor

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.models.api_key import ApiScope
+from core.models import ApiScope
 from segments.errors import InvalidCustomer
 from segments.services.customers import MAX_BULK_ROWS, bulk_upsert_customers, upsert_customer
 

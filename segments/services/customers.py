@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.translation import gettext as _
 
-from config.compiled_queries import CompiledQuery
+from core.db.compiled_queries import CompiledQuery
 from segments.errors import InvalidCustomer, TooManyRows
 from segments.models import Customer, CustomerTag, Tag
 from segments.services.cleansing import CleanRow, clean_customer_row, merged_flags

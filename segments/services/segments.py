@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from activities.rules import RuleError
+from core.rules import RuleError
 from segments.errors import InvalidSegmentRule
 from segments.models import Customer, CustomerTag, Segment, SegmentMember, SegmentSnapshot
 from segments.rules import check_rule

@@ -12,9 +12,10 @@ from rest_framework.test import APIClient
 
 from activities.definitions import dump_definition, parse_text
 from activities.definitions.loading import MAX_DOCUMENT_BYTES
-from activities.models import Activity, ActivityState, ChainRun, Grant, RunOutcome, StorefrontKey
+from activities.models import Activity, ActivityState, ChainRun, Grant, RunOutcome
 from activities.services.events import process_event
-from activities.timezones import to_local
+from core.models import StorefrontKey
+from core.timezones import to_local
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
 from activities.models import ActivityState, ChainRun, ChainStep, Grant, RunOutcome
 from activities.services import configuration as conf
 from activities.services.events import accept_event, process_event
+from core.errors import InvalidConfiguration, TransitionNotAllowed
 from tests.factories import (
     ActivityFactory,
     BenefitFactory,

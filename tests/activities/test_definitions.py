@@ -24,7 +24,6 @@ from activities.definitions import (
 )
 from activities.definitions.loading import MAX_DOCUMENT_BYTES
 from activities.definitions.schema import PUBLISHED_PATH
-from activities.errors import InvalidConfiguration
 from activities.models import (
     Activity,
     ActivityState,
@@ -35,7 +34,8 @@ from activities.models import (
     StrategyTemplate,
 )
 from activities.services.configuration import save_step
-from activities.timezones import to_utc
+from core.errors import InvalidConfiguration
+from core.timezones import to_utc
 from segments.models import Segment
 from tests.properties.strategies import trees as rule_trees
 

@@ -6,10 +6,10 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.db.models.signals import post_save
 
-from activities.engine.rows import insert, insert_or_lock, insert_unless_taken, save_columns
 from activities.models import ChainRun, Event, EventState, Grant, Participation, RunOutcome
 from activities.services import events
 from activities.tasks import run_event_task
+from core.db.rows import insert, insert_or_lock, insert_unless_taken, save_columns
 from tests.factories import CustomerFactory, build_quiz_lottery, make_api_key
 
 

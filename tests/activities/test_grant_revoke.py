@@ -5,9 +5,9 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from activities.errors import TransitionNotAllowed
 from activities.models import Grant
 from activities.services.grants import revoke_grant
+from core.errors import TransitionNotAllowed
 from tests.factories import CustomerFactory, build_quiz_lottery
 
 pytestmark = pytest.mark.django_db

@@ -14,12 +14,12 @@ from django.db import connection
 from django_fsm_log.models import StateLog
 from structlog.testing import capture_logs
 
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
 from activities.models import Activity, ActivityState, ChainRun, Grant, RunOutcome
 from activities.services import lifecycle
 from activities.services.events import accept_event, process_event
 from activities.services.scheduling import planned_tasks
 from config.celery import app as celery_app
+from core.errors import InvalidConfiguration, TransitionNotAllowed
 from tests.activities.lifecycle_factories import valid_draft
 from tests.factories import (
     ActivityFactory,

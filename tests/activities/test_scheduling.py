@@ -18,8 +18,8 @@ from activities import tasks
 from activities.models import ActivityState
 from activities.services import lifecycle
 from activities.services.scheduling import END_TASK, LAUNCH_TASK, planned_tasks
-from activities.timezones import to_utc
 from config.celery import app as celery_app
+from core.timezones import to_utc
 from tests.activities.lifecycle_factories import valid_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)

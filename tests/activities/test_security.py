@@ -15,8 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from activities.definitions import check_definition
-from activities.rules import MAX_DEPTH, MAX_NODES, RuleError, parse
 from activities.services.configuration import error_details
+from core.rules import MAX_DEPTH, MAX_NODES, RuleError, parse
 from notifications import rendering
 from notifications.models import NotificationTemplate
 from segments.models import Customer
@@ -119,7 +119,7 @@ def test_sql_in_a_rule_value_is_a_literal_that_matches_nothing(people, value):
         assert value not in queries[0]["sql"].split(" WHERE ")[0]
     assert Customer.objects.count() == 3
     # The chains' predicate compares it as text, too.
-    from activities.rules import compile_predicate
+    from core.rules import compile_predicate
 
     predicate = compile_predicate(parse({"field": "event.level", "op": "eq", "value": value}))
     assert predicate(lambda field: "gold") is False

@@ -6,7 +6,7 @@ import pytest
 from django import forms
 
 from activities.models import Activity
-from activities.timezones import (
+from core.timezones import (
     AmbiguousLocalTime,
     LocalDateTimeField,
     LocalDateTimeFormMixin,

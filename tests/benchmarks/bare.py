@@ -8,8 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.models.api_key import ApiScope
-from config.redis_pools import redis_client
+from core.models import ApiScope
+from core.redis_pools import redis_client
 
 COUNTER = "gambit:bench:bare-done"
 

@@ -49,7 +49,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from config.redis_pools import redis_client  # noqa: E402
+from core.redis_pools import redis_client  # noqa: E402
 from notifications.backends import Message, get_backend  # noqa: E402
 from notifications.models import Broadcast, Delivery, NotificationTemplate  # noqa: E402
 from notifications.services import planning, sending  # noqa: E402
@@ -309,8 +309,9 @@ def p99(values: list[float]) -> float:
 
 def ping_activity() -> str:
     """A running one-step activity on `bench.ping` and an API key for it; returns the key."""
-    from activities.models import Activity, Chain, ChainStep, Channel, StorefrontKey
+    from activities.models import Activity, Chain, ChainStep, Channel
     from activities.models import StrategyTemplate as Gameplay
+    from core.models import StorefrontKey
 
     channel, _ = Channel.objects.get_or_create(code="bench.ping")
     gameplay = Gameplay.objects.create(code="bench-ping", name="ping")

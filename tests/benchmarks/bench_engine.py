@@ -41,8 +41,8 @@ from django.db.models import Q  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from config.compiled_queries import CompiledQuery  # noqa: E402
-from config.redis_pools import redis_client  # noqa: E402
+from core.db.compiled_queries import CompiledQuery  # noqa: E402
+from core.redis_pools import redis_client  # noqa: E402
 
 ROUNDS = 4
 CHAIN = [
@@ -208,7 +208,8 @@ def cpu_seconds_by_role() -> collections.Counter:
 
 
 def bench_http(events: int) -> dict:
-    from activities.models import Event, StorefrontKey
+    from activities.models import Event
+    from core.models import StorefrontKey
 
     _, raw = StorefrontKey.objects.create_key(name="bench")
     stack = Stack()
@@ -320,10 +321,10 @@ def handwritten_run(event_id, activity, coupon) -> None:
     would write for this one campaign, as a task that receives an event id. It uses the data
     access the engine uses (precompiled queries, single-statement writes), so the comparison
     prices the configuration alone."""
-    from activities.engine.rows import insert, insert_or_lock, save_columns
     from activities.models import ChainRun, Grant, Participation
     from activities.selectors import benefit_balances, event_to_process, runnable_activities
     from activities.services.counters import LimitPeriod, try_increment
+    from core.db.rows import insert, insert_or_lock, save_columns
 
     with transaction.atomic():
         event = event_to_process(event_id=event_id)
@@ -399,7 +400,8 @@ HELD_GRANTS = CompiledQuery(_held_grants, key=str, benefit_id=int, customer_id=i
 
 
 def make_events(n: int, prefix: str):
-    from activities.models import Channel, Event, StorefrontKey
+    from activities.models import Channel, Event
+    from core.models import StorefrontKey
     from segments.models import Customer
 
     client = StorefrontKey.objects.create_key(name=prefix)[0]

@@ -19,7 +19,8 @@ from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from activities.models import Activity, ActivityState, ChainRun, Event, Grant, StorefrontKey
+from activities.models import Activity, ActivityState, ChainRun, Event, Grant
+from core.models import StorefrontKey
 from segments.models import Customer
 from tests.e2e.scenario import activity_on, login, quiz_template, role_user
 

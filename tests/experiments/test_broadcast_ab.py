@@ -11,11 +11,11 @@ from django.db.models import Count
 from django_celery_beat.models import PeriodicTask
 from scipy.stats import chisquare
 
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
 from activities.experiments import assignment, broadcasts, selectors
 from activities.experiments.broadcasts import VariantSpec
 from activities.experiments.services import save_goal
 from activities.models import Assignment, Conversion, ExperimentState
+from core.errors import InvalidConfiguration, TransitionNotAllowed
 from notifications.models import Delivery, DeliveryStatus
 from notifications.services import planning, sending
 from segments.models import Customer, SegmentMember

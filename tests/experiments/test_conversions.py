@@ -5,10 +5,10 @@ import datetime as dt
 
 import pytest
 
-from activities.errors import InvalidConfiguration
 from activities.experiments.services import activity_experiment, record_conversions, save_goal
 from activities.models import Assignment, Conversion, Event, EventState
 from activities.services.events import process_event
+from core.errors import InvalidConfiguration
 from segments.models import Customer
 from tests.experiments.builders import fire, split_activity, split_config
 from tests.factories import ChannelFactory

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from config.celery import app
-from config.redis_pools import redis_client
+from core.redis_pools import redis_client
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

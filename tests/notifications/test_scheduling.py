@@ -18,7 +18,7 @@ import pytest
 import time_machine
 from django_celery_beat.models import PeriodicTask
 
-from activities.errors import InvalidConfiguration, TransitionNotAllowed
+from core.errors import InvalidConfiguration, TransitionNotAllowed
 from notifications.models import Broadcast, BroadcastState, Delivery
 from notifications.services import broadcasts, planning
 from notifications.services.scheduling import FIRE_TASK, LAUNCH_TASK, periodic_task

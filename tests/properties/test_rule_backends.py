@@ -1,5 +1,5 @@
 """One condition grammar, two back ends: on random trees and random customers, the chains'
-Python predicate (activities.rules.compile_predicate, reading fields the way a run does) and
+Python predicate (core.rules.compile_predicate, reading fields the way a run does) and
 the segments' SQL (segments.rules.compile_rule) select exactly the same customers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.engine.context import RunContext
-from activities.rules import compile_predicate, parse
+from core.rules import compile_predicate, parse
 from segments.models import Customer, Tag
 from segments.rules import check_rule, compile_rule
 from tests.properties.strategies import ATTRIBUTE_KEYS, TAGS, WORDS, aware, trees

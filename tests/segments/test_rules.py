@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from activities.rules import RuleError
+from core.rules import RuleError
 from segments.models import Customer
 from segments.rules import check_rule, compile_rule
 from tests.segments.factories import CustomerFactory, OrderFactory, TagFactory
@@ -201,7 +201,7 @@ def test_operator_selects_exactly(people, rule, expected):
 
 
 def test_every_operator_is_covered():
-    from activities.rules import OPERATORS
+    from core.rules import OPERATORS
 
     used = {
         op

@@ -6,7 +6,7 @@ from activities.engine.context import RunContext
 from activities.engine.errors import ConfigError
 from activities.engine.fields import check_chain_field
 from activities.engine.registry import register
-from activities.rules import MISSING, RuleError
+from core.rules import MISSING, RuleError
 
 from .base import Processor
 

@@ -7,8 +7,8 @@ from activities.engine.errors import ConfigError
 from activities.engine.fields import check_chain_field
 from activities.engine.registry import register
 from activities.models.channel import CHANNEL_CODE_PATTERN
-from activities.rules import MISSING, RuleError
 from activities.services.events import emit_event
+from core.rules import MISSING, RuleError
 
 from .base import Processor
 

@@ -6,7 +6,7 @@ from activities.engine.context import RunContext
 from activities.engine.errors import ConfigError
 from activities.engine.fields import check_chain_field
 from activities.engine.registry import register
-from activities.rules import RuleError, compile_predicate, parse
+from core.rules import RuleError, compile_predicate, parse
 
 from .base import Processor
 

@@ -6,8 +6,8 @@ from activities.engine.context import RunContext
 from activities.engine.errors import ConfigError
 from activities.engine.fields import check_chain_field
 from activities.engine.registry import register
-from activities.rules import MISSING, RuleError
 from activities.services.participations import remember
+from core.rules import MISSING, RuleError
 
 from .base import Processor
 

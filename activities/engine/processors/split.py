@@ -10,7 +10,7 @@ from activities.engine.errors import ConfigError
 from activities.engine.registry import register
 from activities.experiments import assignment
 from activities.models import ErrorPolicy
-from activities.rules import compile_predicate, parse
+from core.rules import compile_predicate, parse
 
 from .base import Branch, Processor
 

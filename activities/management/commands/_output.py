@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from activities.errors import GambitError
+from core.errors import GambitError
 
 
 def command_error(error: GambitError) -> CommandError:

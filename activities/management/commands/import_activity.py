@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from activities.definitions import import_definition, parse_text
 from activities.definitions.loading import MAX_DOCUMENT_BYTES
-from activities.errors import GambitError
+from core.errors import GambitError
 
 from ._output import command_error
 

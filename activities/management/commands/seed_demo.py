@@ -11,9 +11,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from activities.definitions import import_definition, parse_text
-from activities.errors import GambitError
-from activities.models import Activity, StorefrontKey
-from activities.timezones import to_local
+from activities.models import Activity
+from core.errors import GambitError
+from core.models import StorefrontKey
+from core.timezones import to_local
 
 from ._output import command_error
 

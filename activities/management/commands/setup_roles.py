@@ -23,17 +23,17 @@ OPERATOR = "Operator"
 APPROVER = "Approver"
 VIEWER = "Viewer"
 
-APPS = ("activities", "segments", "notifications")
+APPS = ("core", "activities", "segments", "notifications")
 CRUD = ("add_", "change_", "delete_", "view_")
 # Rows the engine, the storefront or the senders write; operators only look at them.
 RUNTIME_MODELS = {
+    "core": {"storefrontkey"},
     "activities": {
         "event",
         "chainrun",
         "grant",
         "participation",
         "participationcounter",
-        "storefrontkey",
     },
     "segments": {"customer", "order", "segmentmember", "segmentsnapshot", "membership"},
     "notifications": {"delivery"},

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from activities.errors import InvalidConfiguration
+from core.errors import InvalidConfiguration
 
 UTC = dt.UTC
 

@@ -104,7 +104,7 @@ MULTIPROCESS_SCRIPT = """
 import multiprocessing, os
 import django
 django.setup()
-from config import metrics
+from observability import metrics
 
 def count():
     metrics.EVENTS.labels(source="storefront", channel="mp.test").inc()

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from django.apps import AppConfig
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -257,17 +256,13 @@ def _serve_worker_metrics(**kwargs: Any) -> None:
     logger.info("worker_metrics_serving", port=int(port))
 
 
-class MetricsConfig(AppConfig):
-    name = "config"
-    label = "gambit_metrics"
-    verbose_name = "Metrics"
+def connect() -> None:
+    """Feeds the counters from committed saves and serves worker metrics (AppConfig.ready)."""
+    from celery import signals as celery_signals
 
-    def ready(self) -> None:
-        from celery import signals as celery_signals
+    from activities.models import ChainRun, Event, Grant
 
-        from activities.models import ChainRun, Event, Grant
-
-        post_save.connect(_event_saved, sender=Event, dispatch_uid="metrics-events")
-        post_save.connect(_run_saved, sender=ChainRun, dispatch_uid="metrics-runs")
-        post_save.connect(_grant_saved, sender=Grant, dispatch_uid="metrics-grants")
-        celery_signals.worker_ready.connect(_serve_worker_metrics, weak=False)
+    post_save.connect(_event_saved, sender=Event, dispatch_uid="metrics-events")
+    post_save.connect(_run_saved, sender=ChainRun, dispatch_uid="metrics-runs")
+    post_save.connect(_grant_saved, sender=Grant, dispatch_uid="metrics-grants")
+    celery_signals.worker_ready.connect(_serve_worker_metrics, weak=False)

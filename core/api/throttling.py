@@ -22,8 +22,8 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from activities.models import StorefrontKey
-from config.redis_pools import redis_client
+from core.models import StorefrontKey
+from core.redis_pools import redis_client
 
 logger = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from config import redis_pools
+from core import redis_pools
 
 
 @pytest.fixture

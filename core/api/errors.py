@@ -9,17 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from activities import errors
-
-DOMAIN_STATUS = {
-    errors.NotFound: status.HTTP_404_NOT_FOUND,
-    errors.UnknownChannel: status.HTTP_400_BAD_REQUEST,
-    errors.UnknownActivity: status.HTTP_400_BAD_REQUEST,
-    errors.InvalidPayload: status.HTTP_400_BAD_REQUEST,
-    errors.InvalidConfiguration: status.HTTP_400_BAD_REQUEST,
-    errors.IdempotencyConflict: status.HTTP_422_UNPROCESSABLE_ENTITY,
-    errors.TransitionNotAllowed: status.HTTP_409_CONFLICT,
-}
+from core import errors
 
 DRF_CODES = {
     exceptions.ValidationError: "invalid_request",
@@ -65,11 +55,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, errors.GambitError):
-        http_status = next(
-            (code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)),
-            status.HTTP_400_BAD_REQUEST,
-        )
-        return Response(error_body(exc.code, exc.message, exc.details), status=http_status)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database went away mid-request (restart, failover, a cut session). A retry with
         # the same Idempotency-Key finds whatever did commit, so 503 + Retry-After is safe.

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 
-from activities.errors import GambitError, InvalidConfiguration
+from core.errors import GambitError, InvalidConfiguration
 
 
 class ReasonForm(forms.Form):

@@ -7,8 +7,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from activities.models import StorefrontKey
-from activities.models.api_key import ApiScope
+from core.models import ApiScope, StorefrontKey
 
 
 class StorefrontKeyForm(forms.ModelForm):

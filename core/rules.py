@@ -377,3 +377,17 @@ def compile_q(node: Node, condition_to_q: ConditionToQ) -> Q:
         inner = ExpressionWrapper(compile_q(node.child, condition_to_q), BooleanField())
         return Q(Exact(Coalesce(inner, Value(False)), False))
     return condition_to_q(node)
+
+
+def dig(value: Any, parts: list[str]) -> Any:
+    """The value at a dotted path (already split) inside payload dicts and lists, or MISSING."""
+    for part in parts:
+        if isinstance(value, dict):
+            value = value.get(part, MISSING)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+        if value is MISSING:
+            return MISSING
+    return value

@@ -3,8 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from activities.models import StorefrontKey
-from activities.models.api_key import ALL_SCOPES
+from core.models import ALL_SCOPES, StorefrontKey
 
 
 def parse_scopes(text: str | None) -> list[str]:

@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 from rest_framework_api_key.permissions import KeyParser
 
-from activities.models import StorefrontKey
+from core.models import StorefrontKey
 
 KEYWORD = "Api-Key"
 

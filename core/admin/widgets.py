@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from activities.rules import OPERATORS
+from core.rules import OPERATORS
 
 BUILDER_JS = ("gambit/vendor/Sortable.min.js", "gambit/builders.js")
 BUILDER_CSS = {"all": ("gambit/gambit.css",)}

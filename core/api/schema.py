@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class StorefrontKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "activities.api.permissions.StorefrontKeyAuthentication"
+    target_class = "core.api.permissions.StorefrontKeyAuthentication"
     name = "StorefrontApiKey"
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:
