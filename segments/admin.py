@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin.base import TransitionAdminMixin, TransitionButton
 from core.errors import GambitError
 from core.rules import RuleError
-from segments.models import Customer, Order, Segment, Tag
+from segments.models import PROFILE_FIELDS, Customer, Order, Segment, Tag
 from segments.services.cleansing import known_timezones
 from segments.services.customers import export_customers_csv, import_customers_csv
 from segments.services.orders import transition_order
@@ -66,23 +66,7 @@ class DataQualityFilter(admin.SimpleListFilter):
 class CustomerForm(forms.ModelForm):
     class Meta:
         model = Customer
-        fields = [
-            "external_id",
-            "name",
-            "email",
-            "phone",
-            "birthday",
-            "timezone",
-            "locale",
-            "level",
-            "wechat_openid",
-            "email_consent",
-            "sms_consent",
-            "wechat_consent",
-            "unsubscribed_at",
-            "attributes",
-            "tag_set",
-        ]
+        fields = [*PROFILE_FIELDS, "attributes", "tag_set"]
 
     def clean_timezone(self) -> str:
         value = self.cleaned_data["timezone"].strip()

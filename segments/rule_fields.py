@@ -5,25 +5,9 @@ segments compile them to SQL (`segments.rules`). Order aggregates are segment-on
 sees one event, a segment sees the order history.
 """
 
-CUSTOMER_FIELDS = frozenset(
-    {
-        "external_id",
-        "name",
-        "email",
-        "phone",
-        "birthday",
-        "timezone",
-        "locale",
-        "level",
-        "wechat_openid",
-        "email_consent",
-        "sms_consent",
-        "wechat_consent",
-        "unsubscribed_at",
-        "created_at",
-        "tags",
-    }
-)
+from segments.models import PROFILE_FIELDS
+
+CUSTOMER_FIELDS = frozenset({*PROFILE_FIELDS, "created_at", "tags"})
 # `customer.attributes.<key>` reads a free attribute the storefront synced.
 CUSTOMER_ATTRIBUTE_PREFIX = "attributes."
 

@@ -3,6 +3,27 @@ from functools import cached_property
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+# The customer's profile as the storefront syncs it, in the order of a CSV export. The admin
+# form, the CSV import and export, the rule grammar and the data generator all derive their
+# field lists from these two declarations.
+PROFILE_FIELDS = (
+    "external_id",
+    "name",
+    "email",
+    "phone",
+    "birthday",
+    "timezone",
+    "locale",
+    "level",
+    "wechat_openid",
+    "email_consent",
+    "sms_consent",
+    "wechat_consent",
+    "unsubscribed_at",
+)
+# What a sync (API or CSV) may carry: the profile, free attributes and tag codes.
+SYNCED_FIELDS = (*PROFILE_FIELDS, "attributes", "tags")
+
 
 class Customer(models.Model):
     """A storefront customer, known by the storefront's own id.

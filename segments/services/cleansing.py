@@ -26,6 +26,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
+from segments.models import SYNCED_FIELDS
+
 MAX_ATTRIBUTES = 100
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 100
@@ -38,19 +40,7 @@ TEXT_LIMITS = {
     "wechat_openid": 64,
 }
 BOOLEAN_FIELDS = ("email_consent", "sms_consent", "wechat_consent")
-FIELDS = frozenset(
-    {
-        *TEXT_LIMITS,
-        *BOOLEAN_FIELDS,
-        "email",
-        "phone",
-        "birthday",
-        "timezone",
-        "unsubscribed_at",
-        "attributes",
-        "tags",
-    }
-)
+FIELDS = frozenset(SYNCED_FIELDS)
 TRUE_TEXT = {"true", "1", "yes", "y"}
 FALSE_TEXT = {"false", "0", "no", "n", ""}
 

@@ -17,27 +17,11 @@ from django.utils.translation import gettext as _
 
 from core.db.compiled_queries import CompiledQuery
 from segments.errors import InvalidCustomer, TooManyRows
-from segments.models import Customer, CustomerTag, Tag
+from segments.models import SYNCED_FIELDS, Customer, CustomerTag, Tag
 from segments.services.cleansing import CleanRow, clean_customer_row, merged_flags
 
 MAX_BULK_ROWS = 10_000
-CSV_COLUMNS = [
-    "external_id",
-    "name",
-    "email",
-    "phone",
-    "birthday",
-    "timezone",
-    "locale",
-    "level",
-    "wechat_openid",
-    "email_consent",
-    "sms_consent",
-    "wechat_consent",
-    "unsubscribed_at",
-    "attributes",
-    "tags",
-]
+CSV_COLUMNS = list(SYNCED_FIELDS)
 
 
 def ensure_customer(*, external_id: str) -> Customer:

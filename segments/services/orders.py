@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django_fsm import can_proceed
 
-from activities.services.events import record_system_event
+from core.system_events import raise_system_event
 from segments.errors import (
     InvalidOrder,
     OrderNotFound,
@@ -141,7 +141,7 @@ def transition_order(
             Customer.objects.select_for_update().filter(pk=order.customer_id).first()
         method(at=at, by=by)
         order.save()
-        record_system_event(
+        raise_system_event(
             channel_code=f"order.{target}",
             customer=order.customer,
             payload=order_payload(order, transition=transition),

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from segments.models import Customer, CustomerTag, Order, Tag
+from segments.models import PROFILE_FIELDS, Customer, CustomerTag, Order, Tag
 
 SURNAMES = [
     "Wang",
@@ -86,25 +86,7 @@ TAGS = [
     ("11", "Campaign 11", 0.05),
     ("big-spender", "Big spender", 0.03),
 ]
-CUSTOMER_COLUMNS = [
-    "external_id",
-    "name",
-    "email",
-    "phone",
-    "birthday",
-    "timezone",
-    "locale",
-    "level",
-    "wechat_openid",
-    "email_consent",
-    "sms_consent",
-    "wechat_consent",
-    "unsubscribed_at",
-    "attributes",
-    "quality_flags",
-    "created_at",
-    "updated_at",
-]
+CUSTOMER_COLUMNS = [*PROFILE_FIELDS, "attributes", "quality_flags", "created_at", "updated_at"]
 ORDER_COLUMNS = [
     "external_id",
     "customer_id",
