@@ -14,7 +14,8 @@ ALL_SCOPES = [scope.value for scope in ApiScope]
 
 
 def default_scopes() -> list[str]:
-    return list(ALL_SCOPES)
+    """A new key may do nothing it was not given explicitly."""
+    return []
 
 
 class StorefrontKey(AbstractAPIKey):

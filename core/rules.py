@@ -179,10 +179,20 @@ Predicate = Callable[[Resolver], bool]
 
 
 # Text that reads as a number: the same pattern the segments' SQL uses (ASCII digits only; no
-# NaN, Infinity or 1_000, which Python's Decimal would take and PostgreSQL would not).
-NUMERIC_TEXT = re.compile(
-    r"[ \t\n\r\f\v]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\n\r\f\v]*"
-)
+# NaN, Infinity or 1_000, which Python's Decimal would take and PostgreSQL would not). Each digit
+# can be matched in one way only (the fraction needs its dot), so a long run of digits that fails
+# at its end fails in linear time; `[0-9]+\.?[0-9]*` backtracked quadratically (16,000 digits
+# took 9 s). Longer text is never a number: a payload cannot make a rule parse a megabyte.
+NUMERIC_PATTERN = r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?"
+MAX_NUMERIC_TEXT_LENGTH = 100
+NUMERIC_TEXT = re.compile(rf"[ \t\n\r\f\v]*{NUMERIC_PATTERN}[ \t\n\r\f\v]*")
+
+
+def numeric_text(text: str) -> Decimal | None:
+    """The number a text spells, or None; bounded in time whatever the text."""
+    if len(text) > MAX_NUMERIC_TEXT_LENGTH or not NUMERIC_TEXT.fullmatch(text):
+        return None
+    return Decimal(text.strip())
 
 
 def _coerce(actual: Any, expected: Any) -> Any:
@@ -196,8 +206,9 @@ def _coerce(actual: Any, expected: Any) -> Any:
             return MISSING  # true is not 1 (and SQL agrees)
         if isinstance(actual, (int, float, Decimal)):
             return actual
-        if isinstance(actual, str) and NUMERIC_TEXT.fullmatch(actual):
-            return Decimal(actual.strip())
+        if isinstance(actual, str):
+            number = numeric_text(actual)
+            return MISSING if number is None else number
         return MISSING
     if isinstance(expected, str) and isinstance(actual, (dt.date, dt.datetime)):
         return actual.isoformat()

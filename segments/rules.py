@@ -48,7 +48,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields.json import DataContains, KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Coalesce, Length, NullIf
 from django.db.models.lookups import (
     Contains,
     Exact,
@@ -66,6 +66,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from core.rules import (
+    MAX_NUMERIC_TEXT_LENGTH,
+    NUMERIC_PATTERN,
     All,
     AnyOf,
     Condition,
@@ -89,8 +91,8 @@ ROOT = "customer."
 MAX_WINDOW_DAYS = 3650
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 PAID_WINDOW = re.compile(r"^paid_last_(\d{1,4})d$")
-# What Python's Decimal() accepts of a string, so a JSON "60" compares like the chain's 60.
-NUMERIC_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# The chains' test of a number in text (core.rules), so a JSON "60" compares like the chain's 60.
+NUMERIC_TEXT = rf"^\s*{NUMERIC_PATTERN}\s*$"
 
 STRING, DATE, DATETIME, BOOL, TAGS = "string", "date", "datetime", "bool", "tags"
 NUMBER, INTEGER = "number", "integer"
@@ -466,7 +468,12 @@ def _attribute_q(spec: FieldSpec, condition: Condition) -> Q:
         numeric = _Sql("({0})::numeric", text, output_field=DecimalField())
         typed: Any = Case(
             When(Q(Exact(json_type, "number")), then=numeric),
-            When(Q(Exact(json_type, "string")) & Q(Regex(text, NUMERIC_TEXT)), then=numeric),
+            When(
+                Q(Exact(json_type, "string"))
+                & Q(LessThanOrEqual(Length(text), MAX_NUMERIC_TEXT_LENGTH))
+                & Q(Regex(text, NUMERIC_TEXT)),
+                then=numeric,
+            ),
             output_field=DecimalField(),
         )
     elif kind == BOOL:

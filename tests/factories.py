@@ -14,7 +14,7 @@ from activities.models import (
     Channel,
     StrategyTemplate,
 )
-from core.models import StorefrontKey
+from core.models import ALL_SCOPES, StorefrontKey
 from segments.models import Customer
 
 
@@ -90,8 +90,10 @@ class BenefitFactory(factory.django.DjangoModelFactory):
 def make_api_key(
     name: str = "storefront", scopes: list[str] | None = None
 ) -> tuple[StorefrontKey, str]:
-    extra = {"scopes": scopes} if scopes is not None else {}
-    return StorefrontKey.objects.create_key(name=name, **extra)
+    """A key with every scope unless told otherwise (a new key itself has none)."""
+    return StorefrontKey.objects.create_key(
+        name=name, scopes=list(ALL_SCOPES) if scopes is None else scopes
+    )
 
 
 def build_quiz_lottery(

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,16 +17,19 @@ from activities.models import Event, EventState
 from activities.services import waiters
 from activities.services.events import accept_event
 from core.api.errors import error_body
+from core.api.fields import ExternalIdField
 from core.models import ApiScope
 
 IDEMPOTENCY_KEY_MAX = 255
-PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)")
+PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([^,;\s]*)")
+# More digits than this is no number of seconds anyone means (and int() of thousands is slow).
+PREFER_WAIT_DIGITS = re.compile(r"[0-9]{1,6}")
 MAX_PAYLOAD_KEYS = 200
 
 
 class EventCreateSerializer(serializers.Serializer):
     channel = serializers.CharField(max_length=100)
-    customer = serializers.CharField(max_length=128)
+    customer = ExternalIdField()
     payload = serializers.DictField(required=False, default=dict)
     activity = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
 
@@ -126,6 +129,7 @@ class EventListCreateView(APIView):
                 ),
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        wait = _requested_wait(request.headers.get("Prefer", ""))
         serializer = EventCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -137,7 +141,6 @@ class EventListCreateView(APIView):
             payload=data["payload"],
             activity_code=data["activity"],
         )
-        wait = _requested_wait(request.headers.get("Prefer", ""))
         if wait:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
@@ -157,9 +160,19 @@ class EventListCreateView(APIView):
         )
 
 
+class InvalidPrefer(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_prefer"
+    default_detail = "Prefer: wait=N takes a whole number of seconds (at most 10 are waited)."
+
+
 def _requested_wait(prefer: str) -> int:
     match = PREFER_WAIT.search(prefer)
-    return min(int(match.group(1)), settings.GAMBIT_MAX_WAIT_SECONDS) if match else 0
+    if match is None:
+        return 0
+    if not PREFER_WAIT_DIGITS.fullmatch(match.group(1)):
+        raise InvalidPrefer()
+    return min(int(match.group(1)), settings.GAMBIT_MAX_WAIT_SECONDS)
 
 
 class EventDetailView(APIView):

@@ -31,7 +31,7 @@ class StorefrontKeyForm(forms.ModelForm):
         label=_("scopes"),
         choices=ApiScope.choices,
         widget=forms.CheckboxSelectMultiple,
-        initial=[scope.value for scope in ApiScope],
+        help_text=_("A key can do only what is ticked here."),
     )
 
     class Meta:

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.errors import error_body
+from core.api.fields import ExternalIdField
 from core.models import ApiScope
 from segments.errors import OrderTransitionNotAllowed
 from segments.models import ORDER_TRANSITIONS, OrderState
@@ -15,7 +16,7 @@ from segments.services.orders import transition_order, upsert_order
 
 
 class OrderInputSerializer(serializers.Serializer):
-    customer = serializers.CharField(max_length=128, help_text="The customer's external id.")
+    customer = ExternalIdField(help_text="The customer's external id.")
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     currency = serializers.RegexField(r"^[A-Z]{3}$", default="CNY")
     placed_at = serializers.DateTimeField()

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
+from core.text import has_control_characters
 from segments.models import SYNCED_FIELDS
 
 MAX_ATTRIBUTES = 100
@@ -110,6 +111,11 @@ def _text(result: CleanRow, name: str, value: Any) -> None:
     value = value.strip()
     if name == "external_id" and not value:
         result.reject(name, "required", _("external_id may not be blank."))
+        return
+    if name == "external_id" and has_control_characters(value):
+        result.reject(
+            name, "control_characters", _("external_id may not contain control characters.")
+        )
         return
     if len(value) > TEXT_LIMITS[name]:
         result.reject(

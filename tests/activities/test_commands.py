@@ -164,9 +164,18 @@ def test_create_api_key_prints_the_key_once():
     assert key.scopes == ["events", "customers"]
 
 
-def test_create_api_key_defaults_to_all_scopes():
-    run("create_api_key", "shop")
-    assert StorefrontKey.objects.get().scopes == ["events", "customers", "orders", "broadcasts"]
+def test_create_api_key_needs_its_scopes_named():
+    with pytest.raises(CommandError, match="--scopes"):
+        run("create_api_key", "shop")
+    assert not StorefrontKey.objects.exists()
+
+
+def test_a_key_created_without_scopes_may_do_nothing():
+    _key, raw = StorefrontKey.objects.create_key(name="bare")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    response = client.get("/api/v1/activities/")
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
 
 
 @pytest.mark.parametrize("scopes", ["events,admin", ",", ""])
@@ -183,7 +192,9 @@ def test_create_api_key_refuses_unknown_scopes(scopes):
 
 
 def printed_key(output):
-    return re.search(r"^Demo API key \(shown once\): (\S+)$", output, re.M).group(1)
+    return re.search(
+        r"^Demo API key \(shown once\): (\S+) \(scopes: events\)$", output, re.M
+    ).group(1)
 
 
 def test_seed_demo_creates_a_running_activity_and_a_working_key():

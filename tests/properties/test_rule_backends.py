@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.engine.context import RunContext
-from core.rules import compile_predicate, parse
+from core.rules import MAX_NUMERIC_TEXT_LENGTH, compile_predicate, parse
 from segments.models import Customer, Tag
 from segments.rules import check_rule, compile_rule
 from tests.properties.strategies import ATTRIBUTE_KEYS, TAGS, WORDS, aware, trees
@@ -32,6 +32,8 @@ json_scalar = st.one_of(
         ["45", "60", " 7 ", "1e2", "abc", "", "4.5", "-3", ".5", "5.", "NaN", "Infinity"]
     ),
     st.sampled_from(["1_000", "٣", "45\n", "0x10", "+5", "1e400"]),
+    # Both back ends stop reading text as a number past MAX_NUMERIC_TEXT_LENGTH characters.
+    st.sampled_from(["1" * MAX_NUMERIC_TEXT_LENGTH, "1" * (MAX_NUMERIC_TEXT_LENGTH + 1)]),
     st.sampled_from(WORDS),
 )
 json_value = st.one_of(

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from activities.definitions import import_definition, parse_text
 from activities.models import Activity
 from core.errors import GambitError
-from core.models import StorefrontKey
+from core.models import ApiScope, StorefrontKey
 from core.timezones import to_local
 
 from ._output import command_error
@@ -22,6 +22,8 @@ DEMO_FILE = (
     Path(__file__).resolve().parents[2] / "definitions" / "demo" / "spring-quiz-lottery.yaml"
 )
 DEMO_KEY_NAME = "demo"
+# The demo fires events and reads their results, nothing more.
+DEMO_KEY_SCOPES = [ApiScope.EVENTS.value]
 DEMO_DAYS = 30
 
 
@@ -65,10 +67,14 @@ class Command(BaseCommand):
         # the previous demo key: there is always exactly one live demo key.
         with transaction.atomic():
             StorefrontKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(revoked=True)
-            _key, raw = StorefrontKey.objects.create_key(name=DEMO_KEY_NAME)
+            _key, raw = StorefrontKey.objects.create_key(name=DEMO_KEY_NAME, scopes=DEMO_KEY_SCOPES)
         body = {"channel": "quiz.completed", "customer": "demo-customer", "payload": {"score": 80}}
         url = options["base_url"].rstrip("/") + reverse("api:event-list")
-        self.stdout.write(_("Demo API key (shown once): %(key)s") % {"key": raw})
+        self.stdout.write(
+            _("Demo API key (shown once): %(key)s") % {"key": raw}
+            + " "
+            + _("(scopes: %(scopes)s)") % {"scopes": ", ".join(DEMO_KEY_SCOPES)}
+        )
         self.stdout.write(_("Try it:"))
         self.stdout.write(
             f"curl -X POST {url} \\\n"

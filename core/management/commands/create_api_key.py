@@ -6,9 +6,7 @@ from django.utils.translation import gettext as _
 from core.models import ALL_SCOPES, StorefrontKey
 
 
-def parse_scopes(text: str | None) -> list[str]:
-    if text is None:
-        return list(ALL_SCOPES)
+def parse_scopes(text: str) -> list[str]:
     scopes = [scope.strip() for scope in text.split(",") if scope.strip()]
     unknown = [scope for scope in scopes if scope not in ALL_SCOPES]
     if unknown or not scopes:
@@ -26,7 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument(
             "--scopes",
-            help=f"Comma-separated, from {', '.join(ALL_SCOPES)} (default: all of them).",
+            required=True,
+            help=f"Comma-separated, from {', '.join(ALL_SCOPES)}: a key can do nothing else.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
