@@ -16,6 +16,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.translation import gettext as _
 
 from core.db.compiled_queries import CompiledQuery
+from core.text import formula_safe, unescape_formula
 from segments.errors import InvalidCustomer, TooManyRows
 from segments.models import SYNCED_FIELDS, Customer, CustomerTag, Tag
 from segments.services.cleansing import CleanRow, clean_customer_row, merged_flags
@@ -232,7 +233,13 @@ def _batches(reader: csv.DictReader) -> Iterator[tuple[int, list[dict[str, str]]
     batch: list[dict[str, str]] = []
     first_line = 2  # line 1 is the header
     for row in reader:
-        batch.append({key: value for key, value in row.items() if key and value not in ("", None)})
+        batch.append(
+            {
+                key: unescape_formula(value)
+                for key, value in row.items()
+                if key and value not in ("", None)
+            }
+        )
         if len(batch) == MAX_BULK_ROWS:
             yield first_line, batch
             first_line += len(batch)
@@ -242,7 +249,8 @@ def _batches(reader: csv.DictReader) -> Iterator[tuple[int, list[dict[str, str]]
 
 
 def export_customers_csv(*, customers: QuerySet[Customer]) -> Iterator[str]:
-    """The customers as CSV lines in the import format, streamed in chunks."""
+    """The customers as CSV lines in the import format, streamed in chunks. Cells a spreadsheet
+    would run as formulas are escaped (`core.text.formula_safe`); the import undoes it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -282,4 +290,4 @@ def _csv_row(customer: Customer) -> list[Any]:
         values[name] = "true" if values[name] else "false"
     # `tag_codes` is annotated by the export queryset (one aggregate, no query per row).
     values["tags"] = getattr(customer, "tag_codes", "") or ""
-    return [values[name] for name in CSV_COLUMNS]
+    return [formula_safe(str(values[name])) for name in CSV_COLUMNS]

@@ -2,6 +2,7 @@
 admin's form errors, count preview and sample, CSV in and out, the generator, and an
 activity's audience segment through the engine."""
 
+import csv
 import datetime as dt
 import io
 
@@ -267,6 +268,39 @@ def test_admin_csv_export_round_trips(admin_client):
         dt.date(1990, 1, 2),
         {"city": "sh"},
         ("a", "b"),
+    )
+
+
+def test_admin_csv_export_escapes_formulas_and_the_import_restores_them(admin_client):
+    CustomerFactory(
+        external_id="=cmd|' /C calc'!A0", name="@SUM(1+1)", phone="+8613800138000", level="-1"
+    )
+    response = admin_client.post(
+        reverse("admin:segments_customer_changelist"),
+        {
+            "action": "export_csv",
+            "_selected_action": list(Customer.objects.values_list("pk", flat=True)),
+        },
+    )
+    text = b"".join(response.streaming_content).decode()
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert (row["external_id"], row["name"], row["phone"], row["level"]) == (
+        "'=cmd|' /C calc'!A0",
+        "'@SUM(1+1)",
+        "'+8613800138000",
+        "'-1",
+    )
+    Customer.objects.all().delete()
+    admin_client.post(
+        reverse("admin:segments_customer_import"),
+        {"file": SimpleUploadedFile("c.csv", text.encode())},
+    )
+    again = Customer.objects.get()
+    assert (again.external_id, again.name, again.phone, again.level) == (
+        "=cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+        "+8613800138000",
+        "-1",
     )
 
 
