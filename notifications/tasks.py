@@ -10,25 +10,34 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import DatabaseError
 
+from notifications import enqueue
 from notifications.models import DeliveryStatus
-from notifications.services import broadcasts, dispatch, planning, sending
+from notifications.services import broadcasts, dispatch, planning, sending, sweeper
 
 # A loop waiting for planning or for retries looks again after this many seconds.
 IDLE_SECONDS = 1.0
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name=enqueue.LAUNCH_BROADCAST, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def launch_broadcast_task(broadcast_id: int) -> bool:
     return broadcasts.launch_broadcast(broadcast_id=broadcast_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name=enqueue.FIRE_STANDING_BROADCAST,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def fire_standing_broadcast_task(broadcast_id: int) -> int | None:
     occurrence = broadcasts.fire_standing_broadcast(broadcast_id=broadcast_id)
     return occurrence.pk if occurrence else None
 
 
 @shared_task(
+    name=enqueue.PLAN_BROADCAST,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -53,6 +62,7 @@ def plan_broadcast_task(broadcast_id: int, token: str) -> str:
 
 
 @shared_task(
+    name=enqueue.SEND_BATCH,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -85,6 +95,7 @@ def send_batch_task(broadcast_id: int, slot: int, token: str, after: int = 0) ->
 
 
 @shared_task(
+    name=enqueue.SEND_DELIVERY,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -101,11 +112,18 @@ def send_delivery_task(self, delivery_id: int) -> str | None:
     return outcome.status
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name=enqueue.SETTLE_CANCELLED_BROADCAST,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def settle_cancelled_broadcast_task(broadcast_id: int) -> int:
     return broadcasts.settle_cancelled(broadcast_id=broadcast_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name=enqueue.SWEEP_DELIVERIES, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def sweep_deliveries_task() -> dict[str, int]:
-    return broadcasts.sweep()
+    return sweeper.sweep()

@@ -11,15 +11,13 @@ LOCKED, unique constraints).
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 
 from core.redis_pools import redis_client as client
-
-if TYPE_CHECKING:
-    from notifications.models import Broadcast
+from notifications import enqueue
+from notifications.models import Broadcast
 
 # Take the lease if it is free or already ours; extend it.
 _HOLD = """
@@ -78,19 +76,15 @@ def sender_slots() -> range:
 
 def ensure_planner(broadcast_id: int) -> None:
     """Start a planner loop unless one holds the lease."""
-    from notifications.tasks import plan_broadcast_task
-
     if not is_held(planner_key(broadcast_id)):
-        plan_broadcast_task.delay(broadcast_id, new_token())
+        enqueue.plan_broadcast(broadcast_id=broadcast_id, token=new_token())
 
 
 def ensure_senders(broadcast_id: int) -> None:
     """Start a sender loop in every free slot."""
-    from notifications.tasks import send_batch_task
-
     for slot in sender_slots():
         if not is_held(sender_key(broadcast_id, slot)):
-            send_batch_task.delay(broadcast_id, slot, new_token())
+            enqueue.send_batch(broadcast_id=broadcast_id, slot=slot, token=new_token())
 
 
 def kick_on_commit(broadcast: Broadcast) -> None:

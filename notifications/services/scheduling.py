@@ -21,10 +21,8 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask
 
+from notifications.enqueue import FIRE_STANDING_BROADCAST, LAUNCH_BROADCAST
 from notifications.models import Broadcast, BroadcastKind, BroadcastState
-
-LAUNCH_TASK = "notifications.tasks.launch_broadcast_task"
-FIRE_TASK = "notifications.tasks.fire_standing_broadcast_task"
 
 
 def task_name(broadcast_id: int) -> str:
@@ -79,7 +77,7 @@ def sync_schedule(*, broadcast: Broadcast) -> None:
         _drop(existing)
         PeriodicTask.objects.create(
             name=name,
-            task=LAUNCH_TASK,
+            task=LAUNCH_BROADCAST,
             clocked=ClockedSchedule.objects.create(clocked_time=broadcast.send_at),
             one_off=True,
             args=json.dumps([broadcast.pk]),
@@ -93,7 +91,7 @@ def sync_schedule(*, broadcast: Broadcast) -> None:
     _drop(existing)
     PeriodicTask.objects.create(
         name=name,
-        task=FIRE_TASK,
+        task=FIRE_STANDING_BROADCAST,
         crontab=schedule,
         args=json.dumps([broadcast.pk]),
         description=broadcast.name[:200],

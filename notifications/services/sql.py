@@ -1,4 +1,9 @@
-"""Running the notification statements."""
+"""Composing and running the notification statements.
+
+Tables and columns are named from the models' `_meta` and states from their enums, composed with
+`psycopg.sql`: a template says `{d_status} = {status_queued}`, never a name or a state typed by
+hand, so renaming a column or a state changes every statement with the model.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,57 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection, transaction
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connection, models, transaction
+from psycopg import sql
+
+from notifications.models import Broadcast, BroadcastState, Delivery, DeliveryStatus
+from segments.models import Customer
+
+
+def model_names(model: type[models.Model], *, table: str, prefix: str) -> dict[str, sql.Composable]:
+    """`{<table>}` for the model's table and `{<prefix><attname>}` for each of its columns."""
+    meta = model._meta
+    names: dict[str, sql.Composable] = {table: sql.Identifier(meta.db_table)}
+    names.update(
+        {prefix + field.attname: sql.Identifier(field.column) for field in meta.concrete_fields}
+    )
+    return names
+
+
+def choice_literals(choices: type[models.TextChoices], *, prefix: str) -> dict[str, sql.Composable]:
+    """`{<prefix><member name>}` for each member, e.g. `{status_queued}`, as an SQL literal.
+
+    States are literals, not parameters: PostgreSQL uses a partial index (`status IN ('queued',
+    'sending')`) only when it sees the state in the statement it plans, prepared or not."""
+    return {prefix + member.name.lower(): sql.Literal(member.value) for member in choices}
+
+
+NAMES: dict[str, sql.Composable] = {
+    **model_names(Delivery, table="deliveries", prefix="d_"),
+    **model_names(Broadcast, table="broadcasts", prefix="b_"),
+    **model_names(Customer, table="customers", prefix="c_"),
+    **choice_literals(DeliveryStatus, prefix="status_"),
+    **choice_literals(BroadcastState, prefix="state_"),
+}
+
+
+def compose_statement(template: str, **names: sql.Composable) -> sql.Composed:
+    """`template` with NAMES (and `names`) filled in; `%s` stay parameters, `{{` is a brace."""
+    return sql.SQL(template).format(**NAMES, **names)
+
+
+def column(model: type[models.Model], name: str) -> sql.Identifier:
+    """The column of a field named at run time (a backend's address field, an INSERT's list)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or field.column is None:
+        raise FieldDoesNotExist(f"{model.__name__}.{name} is not a column.")
+    return sql.Identifier(field.column)
+
+
+def render(statement: sql.Composable) -> str:
+    """The statement's text: identifiers quoted, literals escaped, parameters left as `%s`."""
+    return statement.as_string(None)
 
 
 @contextmanager

@@ -14,7 +14,8 @@ from typing import Any
 
 from notifications import rendering
 from notifications.models import NotificationTemplate
-from notifications.services.planning import Policy, SingleResult, plan_single
+from notifications.services.plan_statements import Policy
+from notifications.services.planning import SingleResult, plan_single
 from notifications.services.sending import compose
 
 

@@ -108,14 +108,14 @@ def sweeper() -> Iterator[None]:
     """What beat does in production: the deliveries sweep every second, in a thread."""
     from django.db import connection
 
-    from notifications.services import broadcasts
+    from notifications.services import sweeper as deliveries_sweeper
 
     stop = threading.Event()
 
     def run() -> None:
         try:
             while not stop.wait(1.0):
-                broadcasts.sweep()
+                deliveries_sweeper.sweep()
         finally:
             connection.close()
 

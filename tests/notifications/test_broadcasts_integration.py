@@ -18,7 +18,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.models import Broadcast, BroadcastState, Delivery
-from notifications.services import broadcasts
+from notifications.services import broadcasts, sweeper
 from segments.models import Customer
 from tests.conftest import wait_until
 from tests.notifications.factories import BroadcastFactory, make_customers, make_segment
@@ -37,7 +37,7 @@ def finished(broadcast_id: int, *, timeout: float, sweep_every: float | None = N
         if broadcast.state in FINISHED:
             return broadcast
         if sweep_every is not None and time.monotonic() >= next_sweep:
-            broadcasts.sweep()
+            sweeper.sweep()
             next_sweep = time.monotonic() + sweep_every
         time.sleep(0.2)
     raise AssertionError(f"broadcast {broadcast_id} still {broadcast.state}: {broadcast.__dict__}")

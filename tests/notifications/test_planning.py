@@ -156,7 +156,7 @@ def test_planning_is_one_insert_per_page(settings):
         assert planning.plan_next_page(broadcast_id=broadcast.pk) == "more"
     inserts = [q["sql"] for q in captured if "INSERT INTO" in q["sql"]]
     assert len(inserts) == 1
-    assert "ON CONFLICT (broadcast_id, customer_id)" in inserts[0]
+    assert 'ON CONFLICT ("broadcast_id", "customer_id")' in inserts[0]
     assert (
         Delivery.objects.filter(broadcast=broadcast, status=DeliveryStatus.QUEUED).count() == 5000
     )

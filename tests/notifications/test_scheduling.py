@@ -19,9 +19,10 @@ import time_machine
 from django_celery_beat.models import PeriodicTask
 
 from core.errors import InvalidConfiguration, TransitionNotAllowed
+from notifications.enqueue import FIRE_STANDING_BROADCAST, LAUNCH_BROADCAST
 from notifications.models import Broadcast, BroadcastState, Delivery
-from notifications.services import broadcasts, planning
-from notifications.services.scheduling import FIRE_TASK, LAUNCH_TASK, periodic_task
+from notifications.services import broadcasts, planning, sweeper
+from notifications.services.scheduling import periodic_task
 from segments.models import Customer
 from tests.notifications.factories import BroadcastFactory, make_segment
 
@@ -47,7 +48,7 @@ def test_a_one_off_is_a_clocked_beat_task_and_its_launch_is_idempotent(time_mach
     broadcast = BroadcastFactory(send_at=send_at)
     broadcasts.schedule_broadcast(broadcast_id=broadcast.pk)
     task = periodic_task(broadcast_id=broadcast.pk)
-    assert (task.task, task.one_off, task.clocked.clocked_time) == (LAUNCH_TASK, True, send_at)
+    assert (task.task, task.one_off, task.clocked.clocked_time) == (LAUNCH_BROADCAST, True, send_at)
     assert task.args == f"[{broadcast.pk}]"
 
     assert not broadcasts.launch_broadcast(broadcast_id=broadcast.pk)  # not due yet
@@ -65,7 +66,7 @@ def test_a_missed_launch_happens_on_the_sweep(time_machine):
     broadcast = BroadcastFactory(send_at=dt.datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
     broadcasts.schedule_broadcast(broadcast_id=broadcast.pk)
     time_machine.move_to(dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC), tick=False)
-    assert broadcasts.sweep()["launched"] == 1
+    assert sweeper.sweep()["launched"] == 1
     assert Broadcast.objects.get(pk=broadcast.pk).state == BroadcastState.SENDING
 
 
@@ -89,7 +90,7 @@ def test_a_recurring_broadcast_runs_on_a_crontab_in_its_own_timezone(time_machin
     broadcast = BroadcastFactory(kind="recurring", cron="0 9 * * mon", timezone="Asia/Shanghai")
     broadcasts.schedule_broadcast(broadcast_id=broadcast.pk)
     task = periodic_task(broadcast_id=broadcast.pk)
-    assert task.task == FIRE_TASK
+    assert task.task == FIRE_STANDING_BROADCAST
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "9", "mon")
     assert str(task.crontab.timezone) == "Asia/Shanghai"
     # Monday 2026-12-07 09:00 in Shanghai is 01:00 UTC.
@@ -183,7 +184,7 @@ def test_birthday_greetings_at_nine_local_across_three_timezones(smtp, celery_wo
     assert (task.crontab.minute, str(task.crontab.timezone), task.task) == (
         "*/15",
         "UTC",
-        FIRE_TASK,
+        FIRE_STANDING_BROADCAST,
     )
 
     fired = simulate_beat(

@@ -12,7 +12,7 @@ from django.utils import timezone
 from notifications import circuit, ratelimit
 from notifications.backends.webhook import signature
 from notifications.models import Broadcast, BroadcastState, Delivery
-from notifications.services import broadcasts, planning, sending
+from notifications.services import batch, broadcasts, planning, sending
 from segments.models import Customer
 from tests.notifications.factories import BroadcastFactory, make_customers, make_segment
 
@@ -236,7 +236,7 @@ def test_a_sender_that_wakes_late_gives_its_slot_up(monkeypatch, oversleep, rese
         return real_reserve(name, per_second)
 
     monkeypatch.setattr(ratelimit, "reserve", spy)
-    batch = sending._Batch(
+    claimed_batch = batch.Batch(
         backend=None,
         work=[],
         buckets=[(bucket, 20.0)],
@@ -244,6 +244,6 @@ def test_a_sender_that_wakes_late_gives_its_slot_up(monkeypatch, oversleep, rese
         claimed_at=timezone.now(),
         heartbeat=None,
     )
-    batch.stop = _StallingStop(oversleep)
-    assert batch._wait_for_slots() is True
+    claimed_batch.stop = _StallingStop(oversleep)
+    assert claimed_batch._wait_for_slots() is True
     assert reserved == [bucket] * reservations

@@ -1,4 +1,4 @@
-"""Notification templates, broadcasts and their deliveries.
+"""Broadcasts: one message to a segment, and the state machine it goes through.
 
 Transitions only change the row; `notifications.services.broadcasts` owns their side effects
 (beat schedules, planner and sender tasks).
@@ -11,17 +11,13 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, FSMModelMixin, transition
 
-from notifications import rendering
-
-code_validator = RegexValidator(
-    r"^[a-z0-9]+(-[a-z0-9]+)*$", _("Use lower-case letters, digits and hyphens.")
-)
+from notifications.models.templates import NotificationTemplate
 
 
 def validate_timezone(value: str) -> None:
@@ -33,109 +29,6 @@ def validate_timezone(value: str) -> None:
             params={"value": value},
             code="invalid_timezone",
         ) from None
-
-
-class ChannelKind(models.TextChoices):
-    EMAIL = "email", _("email")
-    WECHAT = "wechat", _("WeChat subscription message")
-    SMS = "sms", _("SMS")
-    WEBHOOK = "webhook", _("webhook")
-
-
-class NotificationTemplate(models.Model):
-    """What a message says, per channel, with placeholders such as {{ customer.name }}."""
-
-    code = models.CharField(_("code"), max_length=100, unique=True, validators=[code_validator])
-    name = models.CharField(_("name"), max_length=200)
-    channel = models.CharField(_("channel"), max_length=16, choices=ChannelKind.choices)
-    subject = models.CharField(
-        _("subject"), max_length=300, blank=True, help_text=_("Email subject; a template.")
-    )
-    body = models.TextField(
-        _("body"),
-        blank=True,
-        help_text=_(
-            "The message text, with placeholders such as {{ customer.name }}. A placeholder "
-            "without a value fails that one message; use {{ customer.name|default('friend') }} "
-            "for a fallback."
-        ),
-    )
-    fields = models.JSONField(
-        _("fields"),
-        default=dict,
-        blank=True,
-        help_text=_(
-            "WeChat: the subscription message's data keys, e.g. "
-            '{"thing1": "{{ customer.name }}", "time2": "{{ event.when }}"}. Webhook: extra '
-            "fields sent with the body. Each value is a template."
-        ),
-    )
-    provider_template_id = models.CharField(
-        _("provider template id"),
-        max_length=128,
-        blank=True,
-        help_text=_("WeChat template_id, or the SMS provider's template code."),
-    )
-    link = models.CharField(
-        _("link"),
-        max_length=500,
-        blank=True,
-        help_text=_("WeChat: the mini-program page the message opens."),
-    )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-
-    class Meta:
-        ordering = ["code"]
-        verbose_name = _("notification template")
-        verbose_name_plural = _("notification templates")
-
-    def __str__(self) -> str:
-        return self.name or self.code
-
-    def save(self, *args, **kwargs) -> None:
-        # No path around the check: a template with an unknown placeholder is never stored.
-        self.clean()
-        super().save(*args, **kwargs)
-
-    def clean(self) -> None:
-        super().clean()
-        if problems := self.problems():
-            raise ValidationError(problems)
-
-    def sources(self) -> dict[str, str]:
-        """Every template text, by the form field it lives in."""
-        out = {"subject": self.subject, "body": self.body}
-        if isinstance(self.fields, dict):
-            out.update({f"fields.{key}": str(value) for key, value in self.fields.items()})
-        return out
-
-    def problems(self) -> dict[str, list[str]]:
-        """Every reason this template cannot be saved, by field."""
-        found: dict[str, list[str]] = {}
-        for name, source in self.sources().items():
-            for problem in rendering.check_source(source, transactional=True):
-                found.setdefault(name.split(".", 1)[0], []).append(
-                    f"{name}: {problem}" if name.startswith("fields.") else str(problem)
-                )
-        if not isinstance(self.fields, dict) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in self.fields.items()
-        ):
-            found.setdefault("fields", []).append(
-                str(_("Fields must be an object of names to template strings."))
-            )
-        required = {
-            ChannelKind.EMAIL: ("subject", "body"),
-            ChannelKind.SMS: ("body",),
-            ChannelKind.WEBHOOK: ("body",),
-            ChannelKind.WECHAT: ("provider_template_id", "fields"),
-        }.get(self.channel, ())
-        for name in required:
-            if not getattr(self, name):
-                found.setdefault(name, []).append(
-                    str(_("The %(channel)s channel needs this.") % {"channel": self.channel})
-                )
-        return found
 
 
 class BroadcastKind(models.TextChoices):
@@ -428,105 +321,3 @@ class Broadcast(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
     def fail(self, reason: str = "") -> None:
         self.state_reason = reason
         self.finished_at = timezone.now()
-
-
-class DeliveryStatus(models.TextChoices):
-    QUEUED = "queued", _("queued")
-    SENDING = "sending", _("sending")
-    SENT = "sent", _("sent")
-    FAILED = "failed", _("failed")
-    SKIPPED = "skipped", _("skipped")
-
-
-class SkipReason(models.TextChoices):
-    UNSUBSCRIBED = "unsubscribed", _("unsubscribed")
-    NO_CONSENT = "no_consent", _("no consent for this channel")
-    NO_ADDRESS = "no_address", _("no address for this channel")
-    QUIET_HOURS = "quiet_hours", _("quiet hours in the customer's timezone")
-    FREQUENCY_CAP = "frequency_cap", _("frequency cap reached")
-    DUPLICATE_ADDRESS = "duplicate_address", _("another customer has the same address")
-    NO_BIRTHDAY = "no_birthday", _("no birthday on record")
-    INVALID_BIRTHDAY = "invalid_birthday", _("birthday on record is not a valid date")
-    NOT_SUBSCRIBED = "not_subscribed", _("refused or not subscribed (WeChat)")
-    CANCELLED = "cancelled", _("broadcast cancelled")
-
-
-class Delivery(models.Model):
-    """One message to one customer: at most one per (broadcast, customer).
-
-    `attempts` doubles as the claim token: a sender marks only rows still `sending` with the
-    attempt number it claimed, so a stale sender can never overwrite a newer attempt.
-    """
-
-    broadcast = models.ForeignKey(
-        Broadcast,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="deliveries",
-        verbose_name=_("broadcast"),
-        db_index=False,
-    )
-    customer = models.ForeignKey(
-        "segments.Customer",
-        on_delete=models.CASCADE,
-        related_name="deliveries",
-        verbose_name=_("customer"),
-        db_index=False,
-    )
-    channel = models.CharField(_("channel"), max_length=16, choices=ChannelKind.choices)
-    address = models.CharField(_("address"), max_length=254, blank=True)
-    status = models.CharField(
-        _("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED
-    )
-    reason = models.CharField(_("reason"), max_length=64, blank=True)
-    error = models.TextField(_("last error"), blank=True)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
-    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
-    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
-    provider_message_id = models.CharField(_("provider message id"), max_length=128, blank=True)
-    # Transactional messages (from the `notify` processor): rendered when the run commits.
-    source_key = models.CharField(_("source"), max_length=200, blank=True)
-    rendered = models.JSONField(_("rendered message"), null=True, blank=True)
-    counts_toward_cap = models.BooleanField(_("counts toward the frequency cap"), default=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
-
-    class Meta:
-        verbose_name = _("delivery")
-        verbose_name_plural = _("deliveries")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["broadcast", "customer"],
-                condition=models.Q(broadcast__isnull=False),
-                name="delivery_one_per_customer",
-            ),
-            models.UniqueConstraint(
-                fields=["source_key"],
-                condition=models.Q(broadcast__isnull=True),
-                name="delivery_one_per_source",
-            ),
-        ]
-        indexes = [
-            # Claiming (the next queued rows of a broadcast in id order), recording outcomes
-            # (exact lookups by broadcast and id) and the completion check (is anything of
-            # this broadcast still open?), in one index. Status is not a key column on purpose:
-            # as one, PostgreSQL would read every in-flight row to find a hundred of them.
-            models.Index(
-                fields=["broadcast", "id"],
-                condition=models.Q(status__in=["queued", "sending"]),
-                name="delivery_open_idx",
-            ),
-            # One message per address per broadcast.
-            models.Index(
-                fields=["address", "broadcast"],
-                condition=~models.Q(status="skipped"),
-                name="delivery_address_idx",
-            ),
-            # The frequency cap (and the customer foreign key).
-            models.Index(fields=["customer", "created_at"], name="delivery_customer_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.channel} -> {self.customer_id} ({self.status})"
