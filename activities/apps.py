@@ -7,7 +7,11 @@ class ActivitiesConfig(AppConfig):
     verbose_name = _("Activities")
 
     def ready(self) -> None:
+        # Services send tasks by name (activities.enqueue), and Celery autodiscovers task
+        # modules only in workers: the web and beat processes register them here.
+        from activities import tasks  # noqa: F401
         from activities.engine import processors  # noqa: F401  (registers the built-ins)
+        from activities.experiments import tasks as experiment_tasks  # noqa: F401
         from activities.services.events import record_system_event
         from core.system_events import register_recorder
 

@@ -14,13 +14,17 @@ from activities.models import (
     ActivityState,
     Benefit,
     ChainRun,
+    ConversionGoal,
     Event,
+    ExperimentState,
     Grant,
     GrantState,
     Participation,
+    ParticipationCounter,
 )
 from core.db.compiled_queries import CompiledQuery
 from core.rules import MISSING, dig
+from segments.selectors import segment_contains
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -71,8 +75,6 @@ def runnable_activities(*, channel_id: int, activity_id: int | None) -> list[Run
 
 
 def customer_in_audience(*, segment_id: int, customer_id: int) -> bool:
-    from segments.selectors import segment_contains
-
     return segment_contains(segment_id=segment_id, customer_id=customer_id)
 
 
@@ -139,8 +141,6 @@ def running_activities() -> QuerySet[Activity]:
 
 
 def participation_summary(*, activity: Activity, external_id: str) -> dict[str, Any]:
-    from activities.models import ParticipationCounter
-
     participation = (
         Participation.objects.filter(activity=activity, customer__external_id=external_id)
         .select_related("customer")
@@ -171,9 +171,14 @@ def participation_summary(*, activity: Activity, external_id: str) -> dict[str, 
     }
 
 
-def _event_to_process(event_id: uuid.UUID) -> QuerySet[Event]:
-    from activities.experiments.selectors import live_conversion_goals
+def live_conversion_goals(*, channel_id: Any) -> QuerySet[ConversionGoal]:
+    """Goals an event on this channel may count for: their experiment started and not cancelled."""
+    return ConversionGoal.objects.filter(channel_id=channel_id).exclude(
+        experiment__state__in=[ExperimentState.DRAFT, ExperimentState.CANCELLED]
+    )
 
+
+def _event_to_process(event_id: uuid.UUID) -> QuerySet[Event]:
     return (
         Event.objects.select_related("customer")
         .annotate(

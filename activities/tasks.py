@@ -7,10 +7,12 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
+from activities import enqueue
 from activities.services import events, lifecycle, webhooks
 
 
 @shared_task(
+    name=enqueue.RUN_EVENT,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -38,6 +40,7 @@ def sweep_pending_events_task() -> int:
 
 
 @shared_task(
+    name=enqueue.CALL_WEBHOOK,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(httpx.HTTPError,),
@@ -65,19 +68,19 @@ _LIFECYCLE_TASK = {
 }
 
 
-@shared_task(**_LIFECYCLE_TASK)
+@shared_task(name=enqueue.LAUNCH_ACTIVITY, **_LIFECYCLE_TASK)
 def launch_activity_task(activity_id: int) -> bool:
     return lifecycle.launch_activity(activity_id=activity_id)
 
 
-@shared_task(**_LIFECYCLE_TASK)
+@shared_task(name=enqueue.END_ACTIVITY, **_LIFECYCLE_TASK)
 def end_activity_task(activity_id: int) -> bool:
     return lifecycle.end_activity(
         activity_id=activity_id, reason=lifecycle.REASON_WINDOW_CLOSED, if_due=True
     )
 
 
-@shared_task(**_LIFECYCLE_TASK)
+@shared_task(name=enqueue.EXHAUST_ACTIVITY, **_LIFECYCLE_TASK)
 def exhaust_activity_task(activity_id: int) -> bool:
     return lifecycle.exhaust_activity(activity_id=activity_id)
 

@@ -2,8 +2,9 @@
 
 Services never import a `tasks` module: tasks import services to run them, so the reverse import
 would be a cycle. Each app's `enqueue.py` names its tasks and calls these helpers; Celery finds the
-task in its registry (every app's `tasks` module is autodiscovered), so eager mode, routes and
-time limits apply exactly as with `task.delay()`.
+task in its registry, so eager mode, routes and time limits apply exactly as with `task.delay()`.
+Celery autodiscovers task modules only in workers, so each app that sends by name imports its
+`tasks` module in `AppConfig.ready()`, which registers the tasks in web and beat processes too.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from jsonschema import Draft202012Validator
 
 from activities.models import Activity, Channel
+from activities.services.payload_schemas import payload_errors
 
 
 class DryRunForm(forms.Form):
@@ -42,7 +42,6 @@ class DryRunForm(forms.Form):
         cleaned = super().clean()
         channel, payload = cleaned.get("channel"), cleaned.get("payload")
         if channel is not None and payload is not None and channel.payload_schema:
-            for error in Draft202012Validator(channel.payload_schema).iter_errors(payload):
-                where = ".".join(map(str, error.absolute_path)) or _("payload")
-                self.add_error("payload", f"{where}: {error.message}")
+            for error in payload_errors(schema=channel.payload_schema, payload=payload):
+                self.add_error("payload", f"{error['path']}: {error['message']}")
         return cleaned

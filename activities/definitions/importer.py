@@ -22,7 +22,8 @@ from django.utils.translation import gettext as _
 from jsonschema import Draft202012Validator
 
 from activities.engine import registry
-from activities.engine.errors import ConfigError
+from activities.engine.errors import ConfigError, prefixed
+from activities.engine.steps import check_step_shape
 from activities.models import (
     Activity,
     Benefit,
@@ -35,16 +36,13 @@ from activities.models import (
 from activities.models.activity import ExhaustionPolicy
 from activities.services.configuration import (
     EmitEdge,
-    check_step_shape,
     find_loop,
     lock_emit_graph,
     loop_error,
-    missing_benefit_error,
-    prefixed,
     stored_emit_edges,
-    timezone_errors,
 )
 from activities.services.lifecycle import schedule_activity
+from activities.services.readiness import missing_benefit_error, timezone_errors
 from core.errors import InvalidConfiguration
 from core.timezones import to_utc
 from segments.models import Segment

@@ -19,8 +19,7 @@ from typing import Any
 import yaml
 from django.utils.translation import gettext as _
 
-from activities.engine.errors import ConfigError
-from activities.services.configuration import error_details
+from activities.engine.errors import ConfigError, error_details
 from core.errors import InvalidConfiguration
 
 MAX_DOCUMENT_BYTES = 1_000_000

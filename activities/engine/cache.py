@@ -12,6 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from activities.models import Activity, Chain, ErrorPolicy
 from core.rules import Predicate, compile_predicate, parse
 
 from . import registry
@@ -59,8 +60,6 @@ class CompiledChain:
 
 @lru_cache(maxsize=1024)
 def compiled_chain(template_id: int, template_version: int, channel_id: int) -> CompiledChain:
-    from activities.models import Chain, ErrorPolicy
-
     chain = Chain.objects.prefetch_related("steps").get(
         template_id=template_id, channel_id=channel_id
     )
@@ -87,8 +86,6 @@ def compiled_chain(template_id: int, template_version: int, channel_id: int) -> 
 
 @lru_cache(maxsize=1024)
 def activity_config(activity_id: int, config_version: int) -> ActivityConfig:
-    from activities.models import Activity
-
     activity = Activity.objects.prefetch_related("benefits").get(pk=activity_id)
     return ActivityConfig(
         id=activity.pk,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from activities.selectors import benefit_balances, other_activity_value
 from core.rules import MISSING, dig
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ class RunContext:
         if root == "vars":
             return dig(self.vars, parts)
         if root == "activities" and len(parts) >= 2:
-            from activities.selectors import other_activity_value
-
             return other_activity_value(
                 activity_code=parts[0], customer_id=self.customer.pk, path=parts[1:]
             )
@@ -82,8 +81,6 @@ class RunContext:
     def balances(self) -> dict[str, int]:
         """Unused quantity per benefit code that the customer holds in this activity."""
         if self._balances is None:
-            from activities.selectors import benefit_balances
-
             self._balances = benefit_balances(
                 activity_id=self.activity.id, customer_id=self.customer.pk
             )

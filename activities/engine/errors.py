@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -24,3 +25,20 @@ class ConfigError:
     path: str
     message: str
     code: str = "invalid_config"
+
+
+def join_path(prefix: str, path: str) -> str:
+    """`config` + `prizes[0].weight` -> `config.prizes[0].weight`; `[2]` joins without a dot."""
+    if not path:
+        return prefix
+    if not prefix:
+        return path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+def prefixed(errors: Iterable[ConfigError], prefix: str) -> list[ConfigError]:
+    return [ConfigError(join_path(prefix, e.path), e.message, e.code) for e in errors]
+
+
+def error_details(errors: Iterable[ConfigError]) -> list[dict[str, str]]:
+    return [{"path": e.path, "message": e.message, "code": e.code} for e in errors]

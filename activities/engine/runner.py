@@ -27,6 +27,7 @@ from django.utils import timezone
 from activities.models import ChainRun, Event, Participation, RunOutcome
 from activities.selectors import RunnableActivity, customer_in_audience
 from core.db.rows import insert_or_lock, save_columns
+from core.metrics import record_run
 
 from .cache import CompiledStep, activity_config, compiled_chain
 from .context import RunContext
@@ -173,6 +174,7 @@ def _finish(
         "finished_at",
         "duration_ms",
     )
+    record_run(outcome=outcome, seconds=run.duration_ms / 1000)
 
 
 def run_activity(*, event: Event, activity: RunnableActivity) -> ChainRun:

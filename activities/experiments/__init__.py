@@ -1,9 +1,11 @@
-"""Experiments: A/B splits in chains and broadcasts, with conversions measured per variant.
+"""Experiments: the operator's side of A/B tests, on top of the engine and of notifications.
 
-- `assignment`: the pure, stable hash that places a customer in a variant.
-- `services`: exposures (the `split` processor), conversion goals and their attribution.
+- `services`: an activity experiment's record and every experiment's conversion goals.
 - `broadcasts`: a broadcast's A/B test: test slice, winner, rollout to the rest.
 - `selectors` and `stats`: results per variant, with a two-proportion test.
-"""
+- `tasks`: the broadcast tests' clock and their launches and rollouts.
 
-from . import tasks  # noqa: F401  (registers the Celery tasks with every worker)
+The engine's part of a split lives below, where the engine imports it: the stable hash in
+`activities.engine.assignment`, exposures in `activities.services.exposures`, conversions in
+`activities.services.conversions` (docs/decisions/0007-experiments-layering.md).
+"""

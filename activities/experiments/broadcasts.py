@@ -27,7 +27,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -38,7 +37,9 @@ from django.utils.translation import gettext as _
 from django_celery_beat.models import ClockedSchedule, IntervalSchedule, PeriodicTask
 from django_fsm import can_proceed
 
-from activities.engine.errors import ConfigError
+from activities import enqueue
+from activities.engine import assignment
+from activities.engine.errors import ConfigError, error_details
 from activities.models import (
     Assignment,
     AssignmentPhase,
@@ -48,23 +49,25 @@ from activities.models import (
     ExperimentVariant,
 )
 from activities.models.experiment import variant_name_validator
-from activities.services.configuration import error_details
 from core.errors import InvalidConfiguration, TransitionNotAllowed
+from notifications.models import Broadcast, BroadcastKind, BroadcastState, NotificationTemplate
+from notifications.services.broadcasts import (
+    cancel_broadcast,
+    readiness_problems,
+    start_broadcast,
+)
 from segments.models import Segment, SegmentMember
+from segments.selectors import segment_customers
 
-from . import assignment, selectors
+from . import selectors
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
-    from notifications.models import Broadcast, NotificationTemplate
 
     User = AbstractBaseUser | AnonymousUser
 
 logger = structlog.get_logger(__name__)
 
-DECIDE_TASK = "activities.experiments.tasks.decide_experiment_task"
-CATCH_UP_TASK = "activities.experiments.tasks.catch_up_experiments_task"
 CATCH_UP_NAME = "experiments: catch up"
 CATCH_UP_SECONDS = 60
 # A test whose launch task has not run after this long was lost; the catch-up launches it.
@@ -110,9 +113,6 @@ def _require(experiment: Experiment, transition: Any, by: User | None) -> None:
 
 
 def _variant_errors(variants: Sequence[VariantSpec]) -> list[ConfigError]:
-    from notifications.models import Broadcast, BroadcastKind
-    from notifications.services.broadcasts import readiness_problems
-
     errors: list[ConfigError] = []
     if len(variants) < 2:
         errors.append(
@@ -258,7 +258,7 @@ def _sync_schedule(experiment: Experiment) -> None:
     if periodic is None:
         PeriodicTask.objects.create(
             name=name,
-            task=DECIDE_TASK,
+            task=enqueue.DECIDE_EXPERIMENT,
             clocked=ClockedSchedule.objects.create(clocked_time=experiment.decide_at),
             one_off=True,
             args=json.dumps([experiment.pk]),
@@ -273,7 +273,7 @@ def _ensure_catch_up() -> None:
         every=CATCH_UP_SECONDS, period=IntervalSchedule.SECONDS
     )
     PeriodicTask.objects.get_or_create(
-        name=CATCH_UP_NAME, defaults={"task": CATCH_UP_TASK, "interval": every}
+        name=CATCH_UP_NAME, defaults={"task": enqueue.CATCH_UP_EXPERIMENTS, "interval": every}
     )
 
 
@@ -282,8 +282,6 @@ def _ensure_catch_up() -> None:
 
 def start_broadcast_experiment(*, experiment_id: int, by: User | None = None) -> Experiment:
     """draft -> testing; the test slice is assigned and its broadcasts start in a task."""
-    from activities.experiments.tasks import launch_test_task
-
     with transaction.atomic():
         experiment = _lock(experiment_id)
         _require(experiment, experiment.start, by)
@@ -307,13 +305,11 @@ def start_broadcast_experiment(*, experiment_id: int, by: User | None = None) ->
         experiment.save()
         _sync_schedule(experiment)
         _ensure_catch_up()
-        transaction.on_commit(partial(launch_test_task.delay, experiment.pk))
+        enqueue.launch_test_on_commit(experiment_id=experiment.pk)
     return experiment
 
 
 def _members_sql(experiment: Experiment, now: dt.datetime) -> tuple[str, list[Any]]:
-    from segments.selectors import segment_customers
-
     assert experiment.segment_id is not None
     members = segment_customers(segment_id=experiment.segment_id, now=now).values("pk")
     sql, params = members.query.sql_with_params()
@@ -386,9 +382,6 @@ def _audience(experiment: Experiment, *, code: str, name: str, variant: str, pha
 
 
 def _send(*, name: str, template_id: int, segment: Segment) -> Broadcast:
-    from notifications.models import Broadcast
-    from notifications.services.broadcasts import start_broadcast
-
     broadcast = Broadcast.objects.create(name=name[:200], template_id=template_id, segment=segment)
     return start_broadcast(broadcast_id=broadcast.pk)
 
@@ -459,8 +452,6 @@ def decide_experiment(
 ) -> Experiment:
     """testing -> decided, with the operator's `winner` or the one the first goal picks; the
     rollout to the rest follows in a task."""
-    from activities.experiments.tasks import roll_out_task
-
     now = now or timezone.now()
     with transaction.atomic():
         experiment = _lock(experiment_id)
@@ -479,7 +470,7 @@ def decide_experiment(
             experiment.decided_by = by  # type: ignore[assignment]
         experiment.save()
         _sync_schedule(experiment)
-        transaction.on_commit(partial(roll_out_task.delay, experiment.pk))
+        enqueue.roll_out_on_commit(experiment_id=experiment.pk)
     logger.info("experiment_decided", experiment=experiment_id, winner=winner)
     return experiment
 
@@ -541,9 +532,6 @@ def roll_out(*, experiment_id: int) -> bool:
 
 def cancel_experiment(*, experiment_id: int, by: User | None = None) -> Experiment:
     """draft or testing -> cancelled; the test broadcasts still going out are cancelled."""
-    from notifications.models import BroadcastState
-    from notifications.services.broadcasts import cancel_broadcast
-
     with transaction.atomic():
         experiment = _lock(experiment_id)
         _require(experiment, experiment.cancel, by)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 
 from activities.models import (
     Activity,
@@ -19,20 +19,12 @@ from activities.models import (
     AssignmentPhase,
     ChainStep,
     Conversion,
-    ConversionGoal,
     Experiment,
     ExperimentKind,
-    ExperimentState,
 )
+from notifications.models import Delivery, DeliveryStatus
 
 from . import stats
-
-
-def live_conversion_goals(*, channel_id: Any) -> QuerySet[ConversionGoal]:
-    """Goals an event on this channel may count for: their experiment started and not cancelled."""
-    return ConversionGoal.objects.filter(channel_id=channel_id).exclude(
-        experiment__state__in=[ExperimentState.DRAFT, ExperimentState.CANCELLED]
-    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +106,6 @@ def exposure_counts(*, experiment: Experiment) -> dict[str, int]:
             .annotate(n=Count("pk"))
         )
         return dict(rows)
-    from notifications.models import Delivery, DeliveryStatus
-
     sent = (
         Delivery.objects.filter(
             broadcast__experiment_variant__experiment=experiment, status=DeliveryStatus.SENT

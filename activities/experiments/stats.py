@@ -52,6 +52,7 @@ def enough_data(*, conversions: int, exposures: int) -> bool:
 def rate_interval(*, conversions: int, exposures: int) -> tuple[float, float] | None:
     if exposures <= 0:
         return None
+    # Imported here: statsmodels takes most of a second to import, and only results need it.
     from statsmodels.stats.proportion import proportion_confint
 
     low, high = proportion_confint(conversions, exposures, alpha=1 - CONFIDENCE, method="wilson")

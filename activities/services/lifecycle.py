@@ -28,9 +28,11 @@ from django.utils.translation import gettext_noop
 from django_fsm import can_proceed
 from django_fsm_log.helpers import FSMLogDescriptor
 
+from activities import enqueue
+from activities.engine.errors import error_details
 from activities.models import Activity, ActivityState, Benefit
 from activities.models.activity import ExhaustionPolicy
-from activities.services.configuration import check_activity, error_details
+from activities.services.readiness import check_activity
 from activities.services.scheduling import sync_activity_schedule
 from core.errors import InvalidConfiguration, TransitionNotAllowed
 from core.timezones import describe
@@ -391,28 +393,18 @@ def exhaust_activity(*, activity_id: int) -> bool:
 
 def watch_stock(*, ctx: RunContext, remaining: int) -> None:
     """Called by the grant that just took stock, with what is left: when it took the last
-    unit, check (after commit) whether every limited benefit of the activity is out."""
+    unit, check (after commit) whether every limited benefit of the activity is out. A check
+    the broker loses is the minute sweep's (`catch_up`)."""
     if remaining == 0:
-        ctx.on_commit(partial(_enqueue_exhaustion_check, ctx.activity.id))
+        ctx.on_commit(partial(enqueue.exhaust_activity, activity_id=ctx.activity.id))
 
 
 def watch_budget(*, ctx: RunContext, remaining: Decimal) -> None:
     """Called by the grant that just spent budget, with what is left: when it cannot pay for
-    the cheapest benefit, pause or end the activity (after commit)."""
+    the cheapest benefit, pause or end the activity (after commit; or the minute sweep)."""
     prices = [b.value for b in ctx.activity.benefits.values() if b.value and b.value > 0]
     if remaining <= 0 or (prices and remaining < min(prices)):
-        ctx.on_commit(partial(_enqueue_exhaustion_check, ctx.activity.id))
-
-
-def _enqueue_exhaustion_check(activity_id: int) -> None:
-    """A broker outage is logged, not raised (the run has committed): the minute sweep
-    (`catch_up`) pauses or ends the exhausted activity instead."""
-    from activities.tasks import exhaust_activity_task
-
-    try:
-        exhaust_activity_task.delay(activity_id)
-    except Exception:  # kombu raises several unrelated types for "broker unreachable"
-        logger.warning("exhaustion_check_not_queued", activity_id=activity_id, exc_info=True)
+        ctx.on_commit(partial(enqueue.exhaust_activity, activity_id=ctx.activity.id))
 
 
 # --- Catch-up ---------------------------------------------------------------------------------

@@ -17,10 +17,8 @@ import json
 from django.db import transaction
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
+from activities import enqueue
 from activities.models import Activity, ActivityState
-
-LAUNCH_TASK = "activities.tasks.launch_activity_task"
-END_TASK = "activities.tasks.end_activity_task"
 
 
 def launch_task_name(activity_id: int) -> str:
@@ -39,7 +37,7 @@ def sync_activity_schedule(*, activity: Activity, now: dt.datetime) -> None:
         and activity.starts_at is not None
         and activity.starts_at > now
     ):
-        _plan(launch_task_name(activity.pk), LAUNCH_TASK, activity, activity.starts_at)
+        _plan(launch_task_name(activity.pk), enqueue.LAUNCH_ACTIVITY, activity, activity.starts_at)
     else:
         _drop(launch_task_name(activity.pk))
     if activity.ends_at is not None and activity.state in (
@@ -47,7 +45,7 @@ def sync_activity_schedule(*, activity: Activity, now: dt.datetime) -> None:
         ActivityState.RUNNING,
         ActivityState.PAUSED,
     ):
-        _plan(end_task_name(activity.pk), END_TASK, activity, activity.ends_at)
+        _plan(end_task_name(activity.pk), enqueue.END_ACTIVITY, activity, activity.ends_at)
     else:
         _drop(end_task_name(activity.pk))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from activities import enqueue
 
 if TYPE_CHECKING:
     from activities.engine.context import RunContext
@@ -19,10 +22,8 @@ class WebhookRejected(Exception):
 def schedule_webhook(
     *, ctx: RunContext, url: str, body: dict[str, Any], idempotency_key: str
 ) -> None:
-    from activities.tasks import call_webhook_task
-
     ctx.on_commit(
-        lambda: call_webhook_task.delay(url=url, body=body, idempotency_key=idempotency_key)
+        partial(enqueue.call_webhook, url=url, body=body, idempotency_key=idempotency_key)
     )
 
 

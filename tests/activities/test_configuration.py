@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from activities.models import ActivityState, ChainRun, ChainStep, Grant, RunOutcome
 from activities.services import configuration as conf
+from activities.services import readiness
 from activities.services.events import accept_event, process_event
 from core.errors import InvalidConfiguration, TransitionNotAllowed
 from tests.factories import (
@@ -315,7 +316,7 @@ def test_check_activity_names_missing_benefits_and_window(quiz_chain):
     StepFactory(chain=draw, position=0, processor="lottery_draw", config=LOTTERY)
     activity = ActivityFactory(template=quiz_chain.template, starts_at=None)
     BenefitFactory(activity=activity, code="chance", kind="chance")
-    errors = conf.check_activity(activity=activity)
+    errors = readiness.check_activity(activity=activity)
     assert [(e.path, e.code) for e in errors] == [
         ("starts_at", "required"),
         ("benefits", "unknown_benefit"),
@@ -330,19 +331,19 @@ def test_check_activity_names_missing_benefits_and_window(quiz_chain):
 def test_check_activity_passes_a_complete_activity(quiz_chain):
     activity = ActivityFactory(template=quiz_chain.template)
     BenefitFactory(activity=activity, code="chance", kind="chance")
-    assert conf.check_activity(activity=activity) == []
+    assert readiness.check_activity(activity=activity) == []
 
 
 def test_check_activity_refuses_an_empty_template_and_a_broken_step():
     activity = ActivityFactory(template=TemplateFactory(code="empty"), timezone="Mars/Base")
-    errors = conf.check_activity(activity=activity)
+    errors = readiness.check_activity(activity=activity)
     assert [(e.path, e.code) for e in errors] == [
         ("timezone", "unknown_timezone"),
         ("template", "empty_template"),
     ]
     chain = ChainFactory(template=activity.template)
     StepFactory(chain=chain, processor="vanished_processor")
-    assert [(e.path, e.code) for e in conf.check_activity(activity=activity)] == [
+    assert [(e.path, e.code) for e in readiness.check_activity(activity=activity)] == [
         ("timezone", "unknown_timezone"),
         ("template", "unknown_processor"),
     ]

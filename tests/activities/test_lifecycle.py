@@ -460,14 +460,14 @@ def test_guard_missed_in_a_broker_outage_is_settled_by_the_sweep(
     def broker_down(*args, **kwargs):
         raise ConnectionRefusedError("broker unreachable")
 
-    monkeypatch.setattr(tasks.exhaust_activity_task, "delay", broker_down)
+    monkeypatch.setattr(tasks.exhaust_activity_task, "apply_async", broker_down)
     activity = coupon_activity(budget=Decimal("10.00"))
     fire(activity, "a", django_capture_on_commit_callbacks)
     with capture_logs() as logs:
         second = fire(activity, "b", django_capture_on_commit_callbacks)
     assert second.outcome == RunOutcome.GRANTED
-    assert [log["event"] for log in logs if log["log_level"] == "warning"] == [
-        "exhaustion_check_not_queued"
+    assert [(log["event"], log["task"]) for log in logs if log["log_level"] == "warning"] == [
+        ("enqueue_failed", "activities.tasks.exhaust_activity_task")
     ]
     activity.refresh_from_db()
     assert activity.state == ActivityState.RUNNING

@@ -15,9 +15,10 @@ from django_fsm_log.models import StateLog
 from structlog.testing import capture_logs
 
 from activities import tasks
+from activities.enqueue import END_ACTIVITY, LAUNCH_ACTIVITY
 from activities.models import ActivityState
 from activities.services import lifecycle
-from activities.services.scheduling import END_TASK, LAUNCH_TASK, planned_tasks
+from activities.services.scheduling import planned_tasks
 from config.celery import app as celery_app
 from core.timezones import to_utc
 from tests.activities.lifecycle_factories import valid_draft
@@ -25,7 +26,7 @@ from tests.activities.lifecycle_factories import valid_draft
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UTC = dt.UTC
-LIFECYCLE_TASKS = {LAUNCH_TASK, END_TASK}
+LIFECYCLE_TASKS = {LAUNCH_ACTIVITY, END_ACTIVITY}
 
 
 class RecordingScheduler(DatabaseScheduler):
@@ -111,7 +112,7 @@ def test_shanghai_10_00_launches_at_02_00_utc_and_ends_on_time(clock):
     assert beat.wake() == []
     clock.move_to(dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
     sent = beat.wake()
-    assert sent == [(LAUNCH_TASK, (activity.pk,))]
+    assert sent == [(LAUNCH_ACTIVITY, (activity.pk,))]
     assert run(sent) == [True]
     activity.refresh_from_db()
     assert activity.state == ActivityState.RUNNING
@@ -127,7 +128,7 @@ def test_shanghai_10_00_launches_at_02_00_utc_and_ends_on_time(clock):
     assert activity.state == ActivityState.RUNNING
     clock.move_to(dt.datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC))
     sent = beat.wake()
-    assert sent == [(END_TASK, (activity.pk,))]
+    assert sent == [(END_ACTIVITY, (activity.pk,))]
     assert run(sent) == [True]
     activity.refresh_from_db()
     assert (activity.state, activity.state_reason) == (ActivityState.ENDED, "window closed")
@@ -144,10 +145,10 @@ def test_double_launch_from_two_beats_is_a_no_op(clock):
     assert first.wake() + second.wake() == []
     clock.move_to(dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
     sent = first.wake() + second.wake()
-    assert sent == [(LAUNCH_TASK, (activity.pk,))] * 2
+    assert sent == [(LAUNCH_ACTIVITY, (activity.pk,))] * 2
     assert run(sent) == [True, False]
     # A beat restarted within seconds fires the one-off again (celery-beat #828): still one launch.
-    assert run([(LAUNCH_TASK, (activity.pk,))]) == [False]
+    assert run([(LAUNCH_ACTIVITY, (activity.pk,))]) == [False]
     activity.refresh_from_db()
     assert activity.state == ActivityState.RUNNING
     assert len(launches(activity)) == 1
@@ -174,7 +175,7 @@ def test_launch_missed_while_beat_was_down_happens_on_catch_up(clock):
         }
     ]
     # Beat is back; its overdue one-off (if it still has it) changes nothing.
-    assert run([(LAUNCH_TASK, (activity.pk,))]) == [False]
+    assert run([(LAUNCH_ACTIVITY, (activity.pk,))]) == [False]
     assert Beat().wake() == []
     assert len(launches(activity)) == 1
 
@@ -245,7 +246,7 @@ def test_a_stale_launch_task_fired_before_the_new_start_changes_nothing(clock):
         ends_at=activity.ends_at,
     )
     clock.move_to(dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
-    assert run([(LAUNCH_TASK, (activity.pk,))]) == [False]
+    assert run([(LAUNCH_ACTIVITY, (activity.pk,))]) == [False]
     activity.refresh_from_db()
     assert activity.state == ActivityState.SCHEDULED
 

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from activities.definitions import check_definition
-from activities.services.configuration import error_details
+from activities.engine.errors import error_details
 from core.rules import MAX_DEPTH, MAX_NODES, RuleError, parse
 from notifications import rendering
 from notifications.models import NotificationTemplate

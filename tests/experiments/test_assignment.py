@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from scipy.stats import chisquare
 
-from activities.experiments import assignment
+from activities.engine import assignment
 
 
 def test_boundaries_split_the_range_exactly_by_weight():

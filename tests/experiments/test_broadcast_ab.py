@@ -11,7 +11,8 @@ from django.db.models import Count
 from django_celery_beat.models import PeriodicTask
 from scipy.stats import chisquare
 
-from activities.experiments import assignment, broadcasts, selectors
+from activities.engine import assignment
+from activities.experiments import broadcasts, selectors
 from activities.experiments.broadcasts import VariantSpec
 from activities.experiments.services import save_goal
 from activities.models import Assignment, Conversion, ExperimentState

@@ -5,8 +5,9 @@ import datetime as dt
 
 import pytest
 
-from activities.experiments.services import activity_experiment, record_conversions, save_goal
+from activities.experiments.services import activity_experiment, save_goal
 from activities.models import Assignment, Conversion, Event, EventState
+from activities.services.conversions import record_conversions
 from activities.services.events import process_event
 from core.errors import InvalidConfiguration
 from segments.models import Customer

@@ -6,10 +6,11 @@ from collections import Counter
 import pytest
 
 from activities.definitions import check_definition
-from activities.experiments import assignment
-from activities.experiments.services import activity_salt
+from activities.engine import assignment
 from activities.models import Assignment, ChainRun, Experiment, Grant, RunOutcome
-from activities.services.configuration import check_activity, check_step
+from activities.services.configuration import check_step
+from activities.services.exposures import activity_salt
+from activities.services.readiness import check_activity
 from segments.models import Customer
 from tests.experiments.builders import fire, run_of, set_split, split_activity, split_config
 

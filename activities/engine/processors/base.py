@@ -73,6 +73,11 @@ class Processor:
         """Channels the step fires into; used to refuse cycles at save time."""
         return set()
 
+    @classmethod
+    def can_emit(cls) -> bool:
+        """Whether steps of this processor may fire events (it says which, by config)."""
+        return cls.emitted_channels.__func__ is not Processor.emitted_channels.__func__  # type: ignore[attr-defined]
+
     # --- running -----------------------------------------------------------------------------
 
     def validate(self, ctx: RunContext) -> bool:

@@ -6,6 +6,10 @@ from django.utils.translation import gettext_lazy as _
 from activities.engine.context import RunContext
 from activities.engine.errors import ConfigError, StepFailed
 from activities.engine.registry import register
+from notifications import rendering
+from notifications.models import DeliveryStatus, NotificationTemplate
+from notifications.services.transactional import Caps, queue_transactional
+from notifications.tasks import send_delivery_task
 
 from .base import Processor
 
@@ -57,8 +61,6 @@ class Notify(Processor):
 
     @classmethod
     def clean_config(cls, config: dict[str, Any]) -> list[ConfigError]:
-        from notifications.models import NotificationTemplate
-
         if not NotificationTemplate.objects.filter(code=config["template"]).exists():
             return [
                 ConfigError(
@@ -71,11 +73,6 @@ class Notify(Processor):
         return []
 
     def process(self, ctx: RunContext) -> None:
-        from notifications import rendering
-        from notifications.models import DeliveryStatus, NotificationTemplate
-        from notifications.services.transactional import Caps, queue_transactional
-        from notifications.tasks import send_delivery_task
-
         if not ctx.run.pk:
             raise StepFailed("run_not_saved")
         template = NotificationTemplate.objects.filter(code=self.config["template"]).first()

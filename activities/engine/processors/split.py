@@ -3,13 +3,14 @@ from typing import Any
 from django.utils.translation import gettext as _gettext
 from django.utils.translation import gettext_lazy as _
 
-from activities.engine import registry
+from activities.engine import assignment, registry
 from activities.engine.cache import CompiledStep
 from activities.engine.context import RunContext
-from activities.engine.errors import ConfigError
+from activities.engine.errors import ConfigError, prefixed
 from activities.engine.registry import register
-from activities.experiments import assignment
+from activities.engine.steps import check_step_shape
 from activities.models import ErrorPolicy
+from activities.services.exposures import expose
 from core.rules import compile_predicate, parse
 
 from .base import Branch, Processor
@@ -80,8 +81,6 @@ class Split(Processor):
 
     @classmethod
     def clean_config(cls, config: dict[str, Any]) -> list[ConfigError]:
-        from activities.services.configuration import check_step_shape, prefixed
-
         errors: list[ConfigError] = []
         names = [variant["name"] for variant in config["variants"]]
         for index, name in enumerate(names):
@@ -174,8 +173,6 @@ class Split(Processor):
         }
 
     def process(self, ctx: RunContext) -> None:
-        from activities.experiments.services import expose
-
         name = expose(ctx=ctx, key=self.experiment_key, names=self.names, ends=self.ends)
         ctx.vars.setdefault("variants", {})[self.experiment_key] = name
 
