@@ -20,7 +20,7 @@ from reversion_compare.admin import CompareVersionAdmin
 from activities import selectors_dashboard
 from activities.engine import registry
 from activities.models import Activity, ActivityState, Benefit, RunOutcome
-from activities.services import configuration, lifecycle, scheduling
+from activities.services import approvals, configuration, lifecycle, scheduling
 from activities.services.dry_run import dry_run
 from core.admin.base import (
     ReasonForm,
@@ -31,7 +31,6 @@ from core.admin.base import (
 )
 from core.timezones import LocalDateTimeField, LocalDateTimeFormMixin, describe
 
-from . import approval
 from .dry_run import DryRunForm
 from .history import bump_version
 from .runs import mapping_table, trace_table
@@ -205,7 +204,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
             "submitted": _("submitted, waiting for an approver"),
             "approved": _("approved"),
         }
-        return str(labels[approval.approval_status(obj).status])
+        return str(labels[approvals.approval_status(obj).status])
 
     @admin.display(description=_("planned tasks"))
     def planned(self, obj: Activity) -> str:
@@ -246,7 +245,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
 
     def transition_refusal(self, request: http.HttpRequest, obj: Any, name: str) -> str | None:
         if name == "schedule":
-            return approval.schedule_refusal(obj, request.user)
+            return approvals.schedule_refusal(activity=obj)
         return None
 
     def get_readonly_fields(self, request: http.HttpRequest, obj: Any = None) -> list[str]:
@@ -338,8 +337,8 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
                 }
             )
         if obj.state == ActivityState.DRAFT:
-            if self.has_change_permission(request, obj) and not approval.submit_refusal(
-                obj, request.user
+            if self.has_change_permission(request, obj) and not approvals.submit_refusal(
+                activity=obj
             ):
                 buttons.append(
                     {
@@ -350,7 +349,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
                 )
             if request.user.has_perm(
                 "activities.schedule_activity"
-            ) and not approval.approve_refusal(obj, request.user):
+            ) and not approvals.approve_refusal(activity=obj, user=request.user):
                 buttons.append(
                     {
                         "name": "approve",
@@ -373,13 +372,13 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
             return http.HttpResponseNotAllowed(["POST"])
         activity = get_object_or_404(Activity, pk=object_id)
         change_url = reverse("admin:activities_activity_change", args=[activity.pk])
-        if marker == approval.SUBMITTED:
+        if marker == approvals.SUBMITTED:
             allowed = self.has_change_permission(request, activity)
-            refusal = approval.submit_refusal(activity, request.user)
+            refusal = approvals.submit_refusal(activity=activity)
             done = _("Activity {obj.code} is submitted for approval.")
         else:
             allowed = request.user.has_perm("activities.schedule_activity")
-            refusal = approval.approve_refusal(activity, request.user)
+            refusal = approvals.approve_refusal(activity=activity, user=request.user)
             done = _("Activity {obj.code} is approved; it can be scheduled now.")
         if not allowed:
             raise PermissionDenied
@@ -389,15 +388,18 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
             self.message_user(request, refusal, messages.ERROR)
             return redirect(change_url)
         with transaction.atomic():
-            approval.record_marker(activity=activity, user=request.user, marker=marker)
+            if marker == approvals.SUBMITTED:
+                approvals.submit_for_approval(activity=activity, user=request.user)
+            else:
+                approvals.approve(activity=activity, user=request.user)
         self.message_user(request, str(done).format(obj=activity), messages.SUCCESS)
         return redirect(change_url)
 
     def submit_view(self, request: http.HttpRequest, object_id: str) -> http.HttpResponse:
-        return self._marker_view(request, object_id, approval.SUBMITTED)
+        return self._marker_view(request, object_id, approvals.SUBMITTED)
 
     def approve_view(self, request: http.HttpRequest, object_id: str) -> http.HttpResponse:
-        return self._marker_view(request, object_id, approval.APPROVED)
+        return self._marker_view(request, object_id, approvals.APPROVED)
 
     def dashboard_view(self, request: http.HttpRequest) -> http.HttpResponse:
         if not self.has_view_permission(request):

@@ -34,6 +34,7 @@ from activities.models import (
     StrategyTemplate,
 )
 from activities.models.activity import ExhaustionPolicy
+from activities.services.approvals import record_approval
 from activities.services.configuration import (
     EmitEdge,
     find_loop,
@@ -338,12 +339,14 @@ def _write(document: dict[str, Any], plan: _Plan) -> Activity:
     return activity
 
 
-def import_definition(*, document: Any, launch: bool = False) -> Activity:
+def import_definition(*, document: Any, launch_bypassing_review_by: str = "") -> Activity:
     """Create the activity a document describes (and its template and channels when missing).
 
-    With `launch`, the activity is scheduled in the same transaction, and started at once
-    when its window is already open. Raises InvalidConfiguration whose details list every
-    problem with its document path; nothing is written then.
+    With `launch_bypassing_review_by` (who, and by what means), the activity skips four-eyes
+    review: that bypass is recorded as its approval, and it is scheduled in the same
+    transaction, and started at once when its window is already open. Raises
+    InvalidConfiguration whose details list every problem with its document path; nothing is
+    written then.
     """
     document = plain_tree(document)
     try:
@@ -355,7 +358,8 @@ def import_definition(*, document: Any, launch: bool = False) -> Activity:
             if errors:
                 raise refuse(_("The activity definition is not valid."), errors)
             activity = _write(document, plan)
-            if launch:
+            if launch_bypassing_review_by:
+                record_approval(activity=activity, bypass=launch_bypassing_review_by)
                 activity = schedule_activity(activity=activity)
     except IntegrityError:
         # A concurrent import took the activity or template code between check and write.

@@ -1,4 +1,5 @@
 from .activity import Activity, ActivityState
+from .approval import ActivityApproval
 from .benefit import Benefit, BenefitKind
 from .channel import Channel
 from .event import Event, EventState
@@ -19,6 +20,7 @@ from .template import Chain, ChainStep, ErrorPolicy, StrategyTemplate
 
 __all__ = [
     "Activity",
+    "ActivityApproval",
     "ActivityState",
     "Assignment",
     "AssignmentPhase",

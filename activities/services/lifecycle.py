@@ -32,6 +32,7 @@ from activities import enqueue
 from activities.engine.errors import error_details
 from activities.models import Activity, ActivityState, Benefit
 from activities.models.activity import ExhaustionPolicy
+from activities.services.approvals import approval_problem, ensure_approved
 from activities.services.readiness import check_activity
 from activities.services.scheduling import sync_activity_schedule
 from core.errors import InvalidConfiguration, TransitionNotAllowed
@@ -164,6 +165,7 @@ def schedule_activity(*, activity: Activity, by: User | None = None) -> Activity
     with transaction.atomic():
         locked = _lock(activity.pk)
         _require(locked, locked.schedule, by, allowed=_("draft"))
+        ensure_approved(activity=locked)
         now = timezone.now()
         check_schedulable(activity=locked, now=now)
         _transition(locked, locked.schedule, by)
@@ -233,6 +235,7 @@ def reschedule_activity(
         if locked.state != ActivityState.DRAFT:
             check_schedulable(activity=locked, now=now)
         if locked.state == ActivityState.SCHEDULED and starts_at <= now:
+            ensure_approved(activity=locked)
             _transition(locked, locked.launch, by, _("the window was already open"))
         locked.config_version += 1
         _save(locked, now)
@@ -262,6 +265,13 @@ def launch_activity(*, activity_id: int) -> bool:
             or activity.starts_at > now + CLOCK_SKEW
             or (activity.ends_at is not None and activity.ends_at <= now)
         ):
+            return False
+        if (problem := approval_problem(activity=activity)) is not None:
+            # Changed after approval while it waited for its start: back to the operators.
+            _transition(activity, activity.unschedule, None, problem)
+            activity.state_reason = problem[: Activity._meta.get_field("state_reason").max_length]
+            _save(activity, now)
+            _log_on_commit("activity_launch_refused", activity, reason=problem)
             return False
         _transition(activity, activity.launch, None)
         _save(activity, now)

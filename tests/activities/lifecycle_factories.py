@@ -5,6 +5,7 @@ import datetime as dt
 from django.utils import timezone
 
 from activities.models import Activity
+from activities.services.approvals import record_approval
 from tests.factories import ActivityFactory, ChainFactory, ChannelFactory, StepFactory
 
 
@@ -20,3 +21,10 @@ def valid_draft(**kwargs) -> Activity:
         "ends_at": now + dt.timedelta(days=10),
     }
     return ActivityFactory(**{**defaults, **kwargs})
+
+
+def approved(activity: Activity) -> Activity:
+    """The activity with its configuration approved as it is now (the lifecycle tests are about
+    the lifecycle; tests/activities/test_approvals.py is about approval)."""
+    record_approval(activity=activity, bypass="lifecycle test")
+    return activity

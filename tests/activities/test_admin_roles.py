@@ -6,8 +6,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from activities.admin import approval
 from activities.models import Activity, ActivityState, Chain
+from activities.services import approvals as approval
 from tests.e2e.scenario import activity_on, quiz_template, role_user
 
 pytestmark = pytest.mark.django_db
@@ -117,9 +117,7 @@ def test_operator_cannot_schedule(activity):
 
 def test_operator_cannot_approve(activity):
     client = login(role_user("Operator"))
-    approval.record_marker(
-        activity=activity, user=role_user(None, "someone"), marker=approval.SUBMITTED
-    )
+    approval.submit_for_approval(activity=activity, user=role_user(None, "someone"))
     response = client.post(reverse("admin:activities_activity_approve", args=[activity.pk]))
     assert response.status_code == 403
     assert approval.approval_status(activity).status == "submitted"
@@ -163,7 +161,7 @@ def test_approver_cannot_approve_their_own_edit(activity):
     user = role_user("Operator", "both")
     user.groups.add(*role_user("Approver").groups.all())
     edited_by(activity, user)
-    approval.record_marker(activity=activity, user=user, marker=approval.SUBMITTED)
+    approval.submit_for_approval(activity=activity, user=user)
     response = login(user).post(reverse("admin:activities_activity_approve", args=[activity.pk]))
     assert any("Four eyes" in m for m in messages_of(response))
     assert approval.approval_status(activity).status == "submitted"
@@ -189,8 +187,8 @@ def test_approver_cannot_schedule_without_approval(activity):
 def test_an_edit_after_approval_needs_a_new_approval(activity):
     operator, approver = role_user("Operator"), role_user("Approver")
     edited_by(activity, operator)
-    approval.record_marker(activity=activity, user=operator, marker=approval.SUBMITTED)
-    approval.record_marker(activity=activity, user=approver, marker=approval.APPROVED)
+    approval.submit_for_approval(activity=activity, user=operator)
+    approval.approve(activity=activity, user=approver)
     edited_by(activity, operator)
     transition(login(approver), activity, "schedule")
     activity.refresh_from_db()

@@ -342,10 +342,16 @@ def test_launch_schedules_or_starts(appendix):
     appendix.update(
         timezone="UTC", starts_at=wall(-dt.timedelta(hours=1)), ends_at=wall(dt.timedelta(days=1))
     )
-    assert import_definition(document=appendix, launch=True).state == ActivityState.RUNNING
+    assert (
+        import_definition(document=appendix, launch_bypassing_review_by="test").state
+        == ActivityState.RUNNING
+    )
 
     appendix.update(code="later", starts_at=wall(dt.timedelta(hours=1)))
-    assert import_definition(document=appendix, launch=True).state == ActivityState.SCHEDULED
+    assert (
+        import_definition(document=appendix, launch_bypassing_review_by="test").state
+        == ActivityState.SCHEDULED
+    )
 
 
 def test_a_refused_launch_writes_nothing(appendix):
@@ -353,7 +359,7 @@ def test_a_refused_launch_writes_nothing(appendix):
     appendix["starts_at"] = "2019-12-01T00:00:00"
     before = counts()
     with pytest.raises(InvalidConfiguration) as excinfo:
-        import_definition(document=appendix, launch=True)
+        import_definition(document=appendix, launch_bypassing_review_by="test")
     assert problems(excinfo) == [("ends_at", "window_over")]
     assert counts() == before
 

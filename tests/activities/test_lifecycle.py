@@ -20,7 +20,7 @@ from activities.services.events import accept_event, process_event
 from activities.services.scheduling import planned_tasks
 from config.celery import app as celery_app
 from core.errors import InvalidConfiguration, TransitionNotAllowed
-from tests.activities.lifecycle_factories import valid_draft
+from tests.activities.lifecycle_factories import approved, valid_draft
 from tests.factories import (
     ActivityFactory,
     BenefitFactory,
@@ -74,7 +74,7 @@ def transitions(activity):
 
 def test_schedule_plans_launch_and_end_on_beat():
     activity = draft()
-    returned = lifecycle.schedule_activity(activity=activity)
+    returned = lifecycle.schedule_activity(activity=approved(activity))
     assert returned.state == activity.state == ActivityState.SCHEDULED
     tasks = planned_tasks(activity_id=activity.pk)
     assert sorted(tasks) == ["end", "launch"]
@@ -87,7 +87,7 @@ def test_schedule_plans_launch_and_end_on_beat():
 
 def test_schedule_with_window_already_open_launches_now():
     activity = draft(starts_at=NOW - dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     assert activity.state == ActivityState.RUNNING
     assert sorted(planned_tasks(activity_id=activity.pk)) == ["end"]
     assert transitions(activity) == [
@@ -103,7 +103,7 @@ def test_schedule_refuses_a_window_that_is_over():
         ends_at=dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC),
     )
     with pytest.raises(InvalidConfiguration) as caught:
-        lifecycle.schedule_activity(activity=activity)
+        lifecycle.schedule_activity(activity=approved(activity))
     message = (
         "The window is over: it ended at 2026-11-20 11:00 CST (Asia/Shanghai) = "
         "2026-11-20 03:00 UTC."
@@ -118,7 +118,7 @@ def test_schedule_refuses_a_window_that_is_over():
 def test_schedule_refuses_a_missing_window():
     activity = draft(starts_at=None, ends_at=None)
     with pytest.raises(InvalidConfiguration) as caught:
-        lifecycle.schedule_activity(activity=activity)
+        lifecycle.schedule_activity(activity=approved(activity))
     assert caught.value.details == [
         {"path": path, "message": "Set when the activity starts and ends.", "code": "required"}
         for path in ("starts_at", "ends_at")
@@ -128,7 +128,7 @@ def test_schedule_refuses_a_missing_window():
 def test_schedule_refuses_an_activity_that_would_do_nothing():
     activity = ActivityFactory(starts_at=NOW + dt.timedelta(days=1))
     with pytest.raises(InvalidConfiguration) as caught:
-        lifecycle.schedule_activity(activity=activity)
+        lifecycle.schedule_activity(activity=approved(activity))
     assert [p["code"] for p in caught.value.details] == ["empty_template"]
     activity.refresh_from_db()
     assert activity.state == ActivityState.DRAFT
@@ -136,9 +136,9 @@ def test_schedule_refuses_an_activity_that_would_do_nothing():
 
 def test_schedule_twice_is_refused_with_the_state_named():
     activity = draft()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     with pytest.raises(TransitionNotAllowed) as caught:
-        lifecycle.schedule_activity(activity=activity)
+        lifecycle.schedule_activity(activity=approved(activity))
     assert caught.value.message == (
         f"Activity {activity.code} is scheduled; only draft activities can be scheduled."
     )
@@ -146,7 +146,7 @@ def test_schedule_twice_is_refused_with_the_state_named():
 
 def test_unschedule_removes_the_beat_tasks():
     activity = draft()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     lifecycle.unschedule_activity(activity=activity)
     assert activity.state == ActivityState.DRAFT
     assert planned_tasks(activity_id=activity.pk) == {}
@@ -157,7 +157,7 @@ def test_unschedule_removes_the_beat_tasks():
 
 def test_reschedule_moves_the_beat_tasks():
     activity = draft()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     before = planned_tasks(activity_id=activity.pk)
     starts, ends = NOW + dt.timedelta(days=3), NOW + dt.timedelta(days=5)
     lifecycle.reschedule_activity(activity=activity, starts_at=starts, ends_at=ends)
@@ -170,7 +170,7 @@ def test_reschedule_moves_the_beat_tasks():
 
 def test_reschedule_of_a_running_activity_moves_only_its_end():
     activity = draft(starts_at=NOW - dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     later = NOW + dt.timedelta(days=20)
     lifecycle.reschedule_activity(activity=activity, starts_at=activity.starts_at, ends_at=later)
     assert planned_tasks(activity_id=activity.pk)["end"].clocked.clocked_time == later
@@ -184,7 +184,7 @@ def test_reschedule_of_a_running_activity_moves_only_its_end():
 
 def test_launch_is_idempotent(frozen):
     activity = draft()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     frozen.move_to(activity.starts_at)
     assert lifecycle.launch_activity(activity_id=activity.pk) is True
     assert lifecycle.launch_activity(activity_id=activity.pk) is False
@@ -196,7 +196,7 @@ def test_launch_is_idempotent(frozen):
 
 def test_launch_before_the_start_changes_nothing():
     activity = draft()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     assert lifecycle.launch_activity(activity_id=activity.pk) is False
     activity.refresh_from_db()
     assert activity.state == ActivityState.SCHEDULED
@@ -204,7 +204,7 @@ def test_launch_before_the_start_changes_nothing():
 
 def test_end_is_idempotent_and_removes_the_beat_tasks(frozen):
     activity = draft()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     frozen.move_to(activity.starts_at)
     lifecycle.launch_activity(activity_id=activity.pk)
     assert lifecycle.end_activity(activity_id=activity.pk, reason="stopped early") is True
@@ -216,7 +216,7 @@ def test_end_is_idempotent_and_removes_the_beat_tasks(frozen):
 
 def test_end_if_due_waits_for_the_end_of_the_window(frozen):
     activity = draft(starts_at=NOW - dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     assert lifecycle.end_activity(activity_id=activity.pk, if_due=True) is False
     frozen.move_to(activity.ends_at)
     assert lifecycle.end_activity(activity_id=activity.pk, reason="window closed", if_due=True)
@@ -229,7 +229,7 @@ def test_end_if_due_waits_for_the_end_of_the_window(frozen):
 
 def test_pause_and_resume_record_reason_and_user():
     activity = draft(starts_at=NOW - dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     user = operator("pause_activity")
     lifecycle.pause_activity(activity=activity, by=user, reason="checking a complaint")
     assert (activity.state, activity.state_reason) == (
@@ -244,7 +244,7 @@ def test_pause_and_resume_record_reason_and_user():
 
 def test_resume_refused_once_the_window_is_over(frozen):
     activity = draft(starts_at=NOW - dt.timedelta(hours=1), ends_at=NOW + dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     lifecycle.pause_activity(activity=activity)
     frozen.move_to(NOW + dt.timedelta(hours=2))
     with pytest.raises(TransitionNotAllowed) as caught:
@@ -257,7 +257,7 @@ def test_resume_refused_once_the_window_is_over(frozen):
 
 def test_archive_only_from_draft_or_ended():
     activity = draft(starts_at=NOW - dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     with pytest.raises(TransitionNotAllowed) as caught:
         lifecycle.archive_activity(activity=activity)
     assert caught.value.message == (
@@ -274,16 +274,16 @@ def test_archive_only_from_draft_or_ended():
 def test_a_user_without_the_permission_is_refused():
     activity = draft()
     with pytest.raises(PermissionDenied):
-        lifecycle.schedule_activity(activity=activity, by=operator("pause_activity"))
+        lifecycle.schedule_activity(activity=approved(activity), by=operator("pause_activity"))
     activity.refresh_from_db()
     assert activity.state == ActivityState.DRAFT
-    lifecycle.schedule_activity(activity=activity, by=operator("schedule_activity"))
+    lifecycle.schedule_activity(activity=approved(activity), by=operator("schedule_activity"))
     assert activity.state == ActivityState.SCHEDULED
 
 
 def test_ending_needs_the_pause_permission():
     activity = draft(starts_at=NOW - dt.timedelta(hours=1))
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     with pytest.raises(PermissionDenied):
         lifecycle.end_activity(activity_id=activity.pk, by=operator("schedule_activity"))
     assert lifecycle.end_activity(activity_id=activity.pk, by=operator("pause_activity"))

@@ -21,7 +21,7 @@ from activities.services import lifecycle
 from activities.services.scheduling import planned_tasks
 from config.celery import app as celery_app
 from core.timezones import to_utc
-from tests.activities.lifecycle_factories import valid_draft
+from tests.activities.lifecycle_factories import approved, valid_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,7 +102,7 @@ def shanghai_campaign():
 
 def test_shanghai_10_00_launches_at_02_00_utc_and_ends_on_time(clock):
     activity = shanghai_campaign()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     tasks = planned_tasks(activity_id=activity.pk)
     assert tasks["launch"].clocked.clocked_time == dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
     assert tasks["end"].clocked.clocked_time == dt.datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)
@@ -138,7 +138,7 @@ def test_shanghai_10_00_launches_at_02_00_utc_and_ends_on_time(clock):
 
 def test_double_launch_from_two_beats_is_a_no_op(clock):
     activity = shanghai_campaign()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     first, second = Beat(), Beat()
     # Both have loaded the one-off before it is due, as two beats running side by side have.
     clock.move_to(dt.datetime(2026, 12, 1, 1, 59, 59, tzinfo=UTC))
@@ -156,7 +156,7 @@ def test_double_launch_from_two_beats_is_a_no_op(clock):
 
 def test_launch_missed_while_beat_was_down_happens_on_catch_up(clock):
     activity = shanghai_campaign()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     # Beat is down from before 02:00 UTC until 02:30.
     clock.move_to(dt.datetime(2026, 12, 1, 2, 30, tzinfo=UTC))
     with capture_logs() as logs:
@@ -185,7 +185,7 @@ def test_window_that_passed_entirely_while_beat_was_down_ends_without_running(cl
         starts_at=dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
         ends_at=dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC),
     )
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     clock.move_to(dt.datetime(2026, 12, 1, 4, 0, tzinfo=UTC))
     with capture_logs() as logs:
         result = lifecycle.catch_up()
@@ -207,7 +207,7 @@ def test_new_york_across_the_march_change_launches_at_the_right_instant(clock):
         starts_at=to_utc(dt.datetime(2026, 3, 9, 10, 0), "America/New_York"),
         ends_at=to_utc(dt.datetime(2026, 3, 20, 18, 0), "America/New_York"),
     )
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     beat = Beat()
     clock.move_to(dt.datetime(2026, 3, 9, 13, 59, 59, tzinfo=UTC))
     assert beat.wake() == []
@@ -223,7 +223,7 @@ def test_new_york_across_the_march_change_launches_at_the_right_instant(clock):
 
 def test_rescheduling_moves_the_launch_the_running_beat_sees(clock):
     activity = shanghai_campaign()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     beat = Beat()
     clock.move_to(dt.datetime(2026, 12, 1, 1, 58, tzinfo=UTC))
     assert beat.wake() == []
@@ -239,7 +239,7 @@ def test_rescheduling_moves_the_launch_the_running_beat_sees(clock):
 
 def test_a_stale_launch_task_fired_before_the_new_start_changes_nothing(clock):
     activity = shanghai_campaign()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     lifecycle.reschedule_activity(
         activity=activity,
         starts_at=dt.datetime(2026, 12, 2, 2, 0, tzinfo=UTC),
@@ -253,7 +253,7 @@ def test_a_stale_launch_task_fired_before_the_new_start_changes_nothing(clock):
 
 def test_unscheduled_activity_is_not_launched_by_beat(clock):
     activity = shanghai_campaign()
-    lifecycle.schedule_activity(activity=activity)
+    lifecycle.schedule_activity(activity=approved(activity))
     beat = Beat()
     clock.move_to(dt.datetime(2026, 12, 1, 1, 58, tzinfo=UTC))
     beat.wake()

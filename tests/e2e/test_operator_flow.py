@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from activities.admin import approval
 from activities.models import Activity, ActivityState, Chain
+from activities.services import approvals as approval
 from tests.e2e.scenario import login, quiz_template, role_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

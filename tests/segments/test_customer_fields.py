@@ -23,15 +23,15 @@ def test_every_customer_column_is_profile_or_declared_otherwise():
 
 
 def test_field_lists_derive_from_the_declaration():
-    assert SYNCED_FIELDS == (*PROFILE_FIELDS, "attributes", "tags")
-    assert CSV_COLUMNS == list(SYNCED_FIELDS)
+    assert (*PROFILE_FIELDS, "attributes", "tags") == SYNCED_FIELDS
+    assert list(SYNCED_FIELDS) == CSV_COLUMNS
     assert frozenset(SYNCED_FIELDS) == CLEANSED_FIELDS
     assert CustomerForm._meta.fields == [*PROFILE_FIELDS, "attributes", "tag_set"]
-    assert CUSTOMER_FIELDS == {*PROFILE_FIELDS, "created_at", "tags"}
-    assert CUSTOMER_COLUMNS == [
+    assert {*PROFILE_FIELDS, "created_at", "tags"} == CUSTOMER_FIELDS
+    assert [
         *PROFILE_FIELDS,
         "attributes",
         "quality_flags",
         "created_at",
         "updated_at",
-    ]
+    ] == CUSTOMER_COLUMNS

@@ -1,4 +1,6 @@
+import getpass
 import os
+import socket
 import stat
 import sys
 from typing import Any
@@ -38,16 +40,28 @@ class Command(BaseCommand):
         parser.add_argument(
             "--launch",
             action="store_true",
-            help="Schedule the activity, and start it now when its window is already open.",
+            help=(
+                "Schedule the activity, and start it now when its window is already open. This "
+                "bypasses four-eyes review; the bypass is recorded with who ran the command."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             activity = import_definition(
-                document=parse_text(read_document(options["file"])), launch=options["launch"]
+                document=parse_text(read_document(options["file"])),
+                launch_bypassing_review_by=(
+                    f"import_activity --launch ({getpass.getuser()}@{socket.gethostname()})"
+                    if options["launch"]
+                    else ""
+                ),
             )
         except GambitError as error:
             raise command_error(error) from None
+        if options["launch"]:
+            self.stdout.write(
+                _("Launched without four-eyes review; the bypass is recorded on the activity.")
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 _(
