@@ -2,5 +2,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Production unless told otherwise: a forgotten variable must fail closed (no key, no DEBUG),
+# never serve with a published key; make run chooses config.settings.development.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 application = get_asgi_application()

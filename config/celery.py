@@ -4,7 +4,9 @@ import os
 from celery import Celery, Task, signals
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Production unless told otherwise: a forgotten variable must fail closed (no key, no DEBUG),
+# never serve with a published key; make run chooses config.settings.development.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("gambit")
 app.config_from_object("django.conf:settings", namespace="CELERY")

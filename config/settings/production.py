@@ -1,12 +1,43 @@
-"""Production: secrets have no defaults, every security header is on."""
+"""Production, the settings module manage.py, WSGI, ASGI and Celery use unless told otherwise.
+
+It fails closed: the secret key, the allowed hosts and DATABASE_URL have no defaults, a key
+that is public (the development and test keys) or DEBUG on stops it at import with
+ImproperlyConfigured, and every security header is on. A workstation chooses
+config.settings.development explicitly (`make run` does).
+"""
+
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import database_settings, env
 
+# Django's own marker for a key that is not secret: `startproject` writes it, and the
+# development and test settings use it for theirs.
+public_key_prefix = "django-insecure-"
+on_a_workstation = (
+    "On a workstation, choose DJANGO_SETTINGS_MODULE=config.settings.development (make run does)."
+)
+
+if env.bool("DJANGO_DEBUG", default=False):
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG is on, and production settings never run with DEBUG: it shows settings, "
+        f"SQL and tracebacks to whoever gets an error page. Unset DJANGO_DEBUG. {on_a_workstation}"
+    )
 DEBUG = False
-SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "Set the DJANGO_SECRET_KEY environment variable: production settings have no key of "
+        f"their own (a long random value, e.g. `openssl rand -hex 32`). {on_a_workstation}"
+    )
+if SECRET_KEY.startswith(public_key_prefix):
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY starts with {public_key_prefix!r}: it is a published "
+        "development or test key, and anyone could sign sessions and tokens with it. Set a "
+        f"long random value (e.g. `openssl rand -hex 32`). {on_a_workstation}"
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-DATABASES = {"default": database_settings(default_url=None, conn_max_age=60)}  # noqa: F405
+DATABASES = {"default": database_settings(default_url=None, conn_max_age=60)}
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

@@ -6,7 +6,8 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
-SECRET_KEY = "test-only-secret-key-not-for-production"  # noqa: S105
+SECRET_KEY = "django-insecure-gambit-test-key"  # noqa: S105  (published: production refuses it)
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 # Tests close connections after each request and task unless a test asks for reuse (the soak does).
 DATABASES = {
     "default": database_settings(  # noqa: F405
@@ -28,3 +29,4 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
 GAMBIT_SWEEP_AFTER_SECONDS = env.int("GAMBIT_SWEEP_AFTER_SECONDS", default=2)
 CELERY_IMPORTS = ("tests.worker_hooks",)
+GAMBIT_COMPILED_QUERY_SHADOW = True  # compiled queries also run their queryset and must match
