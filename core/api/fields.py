@@ -19,7 +19,7 @@ class ExternalIdField(serializers.CharField):
         kwargs.setdefault("max_length", EXTERNAL_ID_MAX_LENGTH)
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
-    def to_internal_value(self, data: object) -> str:
+    def to_internal_value(self, data: str) -> str:
         value = super().to_internal_value(data)
         if has_control_characters(value):
             self.fail("control_characters")
