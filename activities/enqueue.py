@@ -7,7 +7,8 @@ are the tasks' registered names (each task is declared with its constant); beat'
 
 A send that fails is logged and answered with False, never raised: the caller's transaction has
 committed by then. Events, launches, exhaustion checks and experiment steps have rows that a
-sweep sends again (the event outbox, the lifecycle and experiment catch-ups).
+sweep sends again (the event outbox, the webhook call outbox, the lifecycle and experiment
+catch-ups).
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ def run_event(*, event_id: Any) -> bool:
     )
 
 
-def call_webhook(*, url: str, body: dict[str, Any], idempotency_key: str) -> bool:
-    return enqueue.send(
-        CALL_WEBHOOK, kwargs={"url": url, "body": body, "idempotency_key": idempotency_key}
-    )
+def run_event_on_commit(*, event_id: Any) -> None:
+    enqueue.on_commit(RUN_EVENT, args=(str(event_id),))
+
+
+def call_webhook(*, call_id: int) -> bool:
+    return enqueue.send(CALL_WEBHOOK, args=(call_id,))
+
+
+def call_webhook_on_commit(*, call_id: int) -> None:
+    enqueue.on_commit(CALL_WEBHOOK, args=(call_id,))
 
 
 def exhaust_activity(*, activity_id: int) -> bool:

@@ -2,13 +2,13 @@
 
 import datetime as dt
 
-import httpx
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 
 from activities import enqueue
-from activities.services import events, lifecycle, webhooks
+from activities.services import event_attempts, events, lifecycle, webhooks
 
 
 @shared_task(
@@ -20,10 +20,16 @@ from activities.services import events, lifecycle, webhooks
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=8,
+    soft_time_limit=settings.GAMBIT_EVENT_SOFT_TIME_LIMIT,
+    time_limit=settings.GAMBIT_EVENT_TIME_LIMIT,
 )
 def run_event_task(self, event_id: str) -> None:
     try:
         events.process_event(event_id=event_id)
+    except SoftTimeLimitExceeded:
+        event_attempts.record_time_limit(
+            event_id=event_id, seconds=settings.GAMBIT_EVENT_SOFT_TIME_LIMIT
+        )
     except DatabaseError as error:
         if self.request.retries >= self.max_retries:
             events.fail_event(event_id=event_id, error=str(error))
@@ -39,20 +45,33 @@ def sweep_pending_events_task() -> int:
     )
 
 
+# The WebhookCall row counts attempts and caps them, and the sweeper sends again what a failed
+# task left behind; Celery's retries only wake the next attempt when it is due.
 @shared_task(
     name=enqueue.CALL_WEBHOOK,
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(httpx.HTTPError,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=12,
+    max_retries=None,
+    soft_time_limit=settings.GAMBIT_WEBHOOK_SOFT_TIME_LIMIT,
+    time_limit=settings.GAMBIT_WEBHOOK_TIME_LIMIT,
 )
-def call_webhook_task(*, url: str, body: dict, idempotency_key: str) -> int | None:
+def call_webhook_task(self, call_id: int) -> None:
     try:
-        return webhooks.deliver_webhook(url=url, body=body, idempotency_key=idempotency_key)
-    except webhooks.WebhookRejected:
-        return None
+        retry_in = webhooks.send_webhook_call(call_id=call_id)
+    except SoftTimeLimitExceeded:
+        retry_in = webhooks.record_time_limit(
+            call_id=call_id, seconds=settings.GAMBIT_WEBHOOK_SOFT_TIME_LIMIT
+        )
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def sweep_webhook_calls_task() -> int:
+    return webhooks.sweep_webhook_calls(
+        overdue_after=dt.timedelta(seconds=settings.GAMBIT_SWEEP_AFTER_SECONDS)
+    )
 
 
 # --- Lifecycle on the clock: beat's one-off tasks, the catch-up sweep, the exhaustion guard.

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (registers)
     grants,
     runs,
     templates,
+    webhooks,
 )
 
 # Beat's rows are derived from activity and broadcast states by the scheduling services, under

@@ -1,6 +1,7 @@
 """Runtime rows the engine writes: events, chain runs (with readable traces), participations.
 
-Read-only: a trace is evidence of what happened, and nobody edits evidence.
+Read-only: a trace is evidence of what happened, and nobody edits evidence. The one operation
+is running a failed event (a dead letter) again, through its service.
 """
 
 from __future__ import annotations
@@ -8,14 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from activities.engine import registry
 from activities.models import ChainRun, Event, Participation
+from activities.services.event_attempts import rerun_events
 from core.admin.base import ReadOnlyAdmin
 
 STEP_OUTCOMES = {
@@ -104,8 +108,19 @@ class RunInline(admin.TabularInline):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "channel", "customer", "state", "activity", "depth", "created_at"]
-    list_filter = ["state", "channel", "created_at"]
+    list_display = [
+        "id",
+        "channel",
+        "customer",
+        "state",
+        "activity",
+        "attempts",
+        "failure_reason",
+        "error_summary",
+        "created_at",
+    ]
+    list_filter = ["state", "failure_reason", "channel", "created_at"]
+    actions = ["rerun"]
     search_fields = ["id", "idempotency_key", "customer__external_id", "channel__code"]
     list_select_related = ["channel", "customer", "activity"]
     date_hierarchy = "created_at"
@@ -120,6 +135,7 @@ class EventAdmin(ReadOnlyAdmin):
         "payload_table",
         "state",
         "attempts",
+        "failure_reason",
         "error",
         "parent_run",
         "depth",
@@ -132,6 +148,32 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description=_("payload"))
     def payload_table(self, obj: Event) -> str:
         return mapping_table(obj.payload)
+
+    @admin.display(description=_("error"))
+    def error_summary(self, obj: Event) -> str:
+        return Truncator(obj.error).chars(80) or "-"
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("activities.rerun_event")
+
+    @admin.action(permissions=["rerun"], description=_("Run the selected failed events again"))
+    def rerun(self, request: HttpRequest, queryset: Any) -> None:
+        count = rerun_events(event_ids=queryset.values_list("pk", flat=True))
+        if not count:
+            self.message_user(
+                request, gettext("None of the selected events has failed."), messages.WARNING
+            )
+            return
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d failed event will run again.",
+                "%(count)d failed events will run again.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(ChainRun)

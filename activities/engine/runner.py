@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -88,7 +89,8 @@ def _run_steps(
         except Rejected as rejected:
             trace.append(_trace(key, "rejected", started, rejected.reason, variant))
             raise _Verdict(RunOutcome.REJECTED, rejected.reason) from None
-        except DatabaseError:
+        except (DatabaseError, SoftTimeLimitExceeded):
+            # Not the step's failure: the whole attempt ends, and the event's retry decides.
             raise
         except Exception as error:
             reason = error.reason if isinstance(error, StepFailed) else f"{key}_error"

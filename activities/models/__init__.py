@@ -2,7 +2,7 @@ from .activity import Activity, ActivityState
 from .approval import ActivityApproval
 from .benefit import Benefit, BenefitKind
 from .channel import Channel
-from .event import Event, EventState
+from .event import Event, EventFailure, EventState
 from .experiment import (
     Assignment,
     AssignmentPhase,
@@ -17,6 +17,7 @@ from .grant import Grant, GrantState
 from .participation import Participation, ParticipationCounter
 from .run import ChainRun, RunOutcome
 from .template import Chain, ChainStep, ErrorPolicy, StrategyTemplate
+from .webhook import WebhookCall, WebhookCallState, WebhookFailure
 
 __all__ = [
     "Activity",
@@ -34,6 +35,7 @@ __all__ = [
     "ConversionGoal",
     "ErrorPolicy",
     "Event",
+    "EventFailure",
     "EventState",
     "Experiment",
     "ExperimentKind",
@@ -45,4 +47,7 @@ __all__ = [
     "ParticipationCounter",
     "RunOutcome",
     "StrategyTemplate",
+    "WebhookCall",
+    "WebhookCallState",
+    "WebhookFailure",
 ]

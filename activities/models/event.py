@@ -12,6 +12,13 @@ class EventState(models.TextChoices):
     FAILED = "failed", _("failed")
 
 
+class EventFailure(models.TextChoices):
+    """Why an event ended `failed`: it is then a dead letter an operator can run again."""
+
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted", _("no attempt succeeded, attempts used up")
+    RETRIES_EXHAUSTED = "retries_exhausted", _("database errors on every retry")
+
+
 class Event(FSMModelMixin, models.Model):
     """One accepted storefront call (or one event a chain emitted); also the outbox row."""
 
@@ -59,8 +66,15 @@ class Event(FSMModelMixin, models.Model):
     state = FSMField(
         _("status"), default=EventState.PENDING, choices=EventState.choices, protected=True
     )
-    attempts = models.PositiveIntegerField(_("dispatch attempts"), default=0)
+    attempts = models.PositiveIntegerField(
+        _("processing attempts"),
+        default=0,
+        help_text=_("Attempts started so far; at the limit the event fails as a dead letter."),
+    )
     error = models.TextField(_("error"), blank=True)
+    failure_reason = models.CharField(
+        _("failure reason"), max_length=32, blank=True, choices=EventFailure.choices
+    )
     created_at = models.DateTimeField(_("accepted at"), auto_now_add=True)
     dispatched_at = models.DateTimeField(_("last dispatched at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -69,6 +83,7 @@ class Event(FSMModelMixin, models.Model):
         ordering = ["-created_at"]
         verbose_name = _("event")
         verbose_name_plural = _("events")
+        permissions = [("rerun_event", _("Can run a failed event again"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["client", "idempotency_key"],

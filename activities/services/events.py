@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 
-from activities import selectors
+from activities import enqueue, selectors
 from activities.engine.errors import StepFailed
+from activities.engine.runner import run_activity, skip_activity
 from activities.errors import InvalidPayload, UnknownActivity, UnknownChannel
-from activities.models import Activity, Channel, Event, EventState
-from activities.services import waiters
+from activities.models import Activity, Channel, Event, EventFailure, EventState
+from activities.services import event_attempts, waiters
+from activities.services.conversions import record_conversions
+from activities.services.payload_schemas import payload_errors
 from core.db.compiled_queries import CompiledQuery
 from core.db.rows import insert_unless_taken, save_columns
 from core.errors import IdempotencyConflict
+from core.metrics import record_event
 from core.models import StorefrontKey
 from segments.services import ensure_customer_id
 
@@ -46,20 +48,11 @@ def request_hash(*, channel: str, customer: str, payload: Any, activity: str | N
 def _check_payload(channel: Channel, payload: dict[str, Any]) -> None:
     if not channel.payload_schema:
         return
-    errors = sorted(
-        Draft202012Validator(channel.payload_schema).iter_errors(payload),
-        key=lambda error: list(error.absolute_path),
-    )
+    errors = payload_errors(schema=channel.payload_schema, payload=payload)
     if errors:
         raise InvalidPayload(
             f"The payload does not match the schema of channel {channel.code}.",
-            details=[
-                {
-                    "path": ".".join(["payload", *map(str, error.absolute_path)]),
-                    "message": error.message,
-                }
-                for error in errors
-            ],
+            details=errors,
         )
 
 
@@ -146,6 +139,7 @@ def accept_event(
         existing = Event.objects.get(client=client, idempotency_key=idempotency_key)
         return _same_request(existing, digest), False
     transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
+    record_event(source="storefront", channel=channel.code)
     logger.info(
         "event_accepted",
         event_id=str(event.pk),
@@ -174,6 +168,7 @@ def record_system_event(
     )
     if created:
         transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
+        record_event(source="system", channel=channel_code)
     return event
 
 
@@ -200,40 +195,32 @@ def emit_event(*, ctx: RunContext, channel_code: str, payload: dict[str, Any]) -
         dispatched_at=timezone.now(),
     )
     ctx.on_commit(lambda: dispatch_event(event_id=event.pk))
+    record_event(source="emitted", channel=channel_code)
     return event
 
 
 def dispatch_event(*, event_id: Any) -> bool:
     """Hand the event to a worker. A broker outage is logged, not raised: the sweeper retries."""
-    from activities.tasks import run_event_task
-
-    try:
-        run_event_task.apply_async(
-            args=[str(event_id)],
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        )
-    except Exception:  # kombu raises several unrelated types for "broker unreachable"
-        logger.warning("event_dispatch_failed", event_id=str(event_id), exc_info=True)
-        return False
-    return True
+    return enqueue.run_event(event_id=event_id)
 
 
 def sweep_unfinished_events(*, older_than: dt.timedelta, limit: int = 1000) -> int:
-    """Re-dispatch events still pending/running after `older_than` (crash, broker outage)."""
+    """Re-dispatch events still pending/running after `older_than` (crash, broker outage);
+    those that used up their attempts become dead letters instead."""
     cutoff = timezone.now() - older_than
+    event_attempts.dead_letter_exhausted(events=Event.objects.filter(dispatched_at__lt=cutoff))
     ids = list(
         Event.objects.filter(
-            state__in=[EventState.PENDING, EventState.RUNNING], dispatched_at__lt=cutoff
+            state__in=[EventState.PENDING, EventState.RUNNING],
+            dispatched_at__lt=cutoff,
+            attempts__lt=settings.GAMBIT_EVENT_MAX_ATTEMPTS,
         )
         .order_by("dispatched_at")
         .values_list("pk", flat=True)[:limit]
     )
     if not ids:
         return 0
-    Event.objects.filter(pk__in=ids).update(
-        dispatched_at=timezone.now(), attempts=F("attempts") + 1
-    )
+    Event.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
     dispatched = sum(dispatch_event(event_id=event_id) for event_id in ids)
     logger.info("events_swept", count=len(ids), dispatched=dispatched)
     return dispatched
@@ -245,11 +232,11 @@ def process_event(*, event_id: Any) -> Event | None:
     The whole event is one transaction (each run a savepoint inside it, see the runner): one
     commit per event, and a crash part-way leaves it pending for redelivery with nothing
     half-written. The event goes pending -> done without a visible `running` in between;
-    `running` marks an event whose attempt failed and is waiting for its retry.
+    `running` marks an event whose attempt failed and is waiting for its retry. Each call
+    counts one attempt first (`event_attempts`), committed whatever the attempt then does.
     """
-    from activities.engine.runner import run_activity, skip_activity
-    from activities.experiments.services import record_conversions
-
+    if not event_attempts.start_attempt(event_id=event_id):
+        return selectors.event_to_process(event_id=event_id)
     with transaction.atomic():
         event = selectors.event_to_process(event_id=event_id)
         if event is None or event.state in (EventState.DONE, EventState.FAILED):
@@ -289,6 +276,7 @@ def fail_event(*, event_id: Any, error: str) -> None:
     if event is None or event.state in (EventState.DONE, EventState.FAILED):
         return
     event.fail(error=error[:2000])
+    event.failure_reason = EventFailure.RETRIES_EXHAUSTED
     event.finished_at = timezone.now()
-    event.save(update_fields=["state", "finished_at", "error"])
+    event.save(update_fields=["state", "finished_at", "error", "failure_reason"])
     waiters.announce(event_id=event.pk)

@@ -283,6 +283,41 @@ GAMBIT_MAX_WAIT_SECONDS = 10
 # `/health/` answers as soon as this many workers replied to its ping (the Procfile runs two:
 # `worker` and `sender`), then checks that every queue has one; fewer wait out the 2 s timeout.
 GAMBIT_HEALTH_WORKERS = env.int("GAMBIT_HEALTH_WORKERS", default=2)
+# Each web process answers `/health/` from its last probe for this long (observability/health.py).
+GAMBIT_HEALTH_CACHE_SECONDS = env.float("GAMBIT_HEALTH_CACHE_SECONDS", default=5.0)
+
+# --- No input holds a worker: time limits and attempts caps (docs/decisions/0009) --------------
+# Every task: at the soft limit it gets SoftTimeLimitExceeded and can clean up; at the hard limit
+# its pool process is killed and replaced. Tasks with a known shape set tighter limits.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# One attempt at one event. Both stay under GAMBIT_SWEEP_AFTER_SECONDS, so the sweeper never
+# dispatches an event whose attempt is still running.
+GAMBIT_EVENT_SOFT_TIME_LIMIT = env.int("GAMBIT_EVENT_SOFT_TIME_LIMIT", default=10)
+GAMBIT_EVENT_TIME_LIMIT = env.int("GAMBIT_EVENT_TIME_LIMIT", default=20)
+# An event still unfinished after this many attempts fails as a dead letter.
+GAMBIT_EVENT_MAX_ATTEMPTS = env.int("GAMBIT_EVENT_MAX_ATTEMPTS", default=5)
+# The call_webhook step: signed with this secret, https only, public addresses only.
+GAMBIT_WEBHOOK_SECRET = env.str("GAMBIT_WEBHOOK_SECRET", default="")
+GAMBIT_WEBHOOK_ALLOW_HTTP = env.bool("GAMBIT_WEBHOOK_ALLOW_HTTP", default=False)
+GAMBIT_WEBHOOK_ALLOWED_PRIVATE_HOSTS = env.list("GAMBIT_WEBHOOK_ALLOWED_PRIVATE_HOSTS", default=[])
+GAMBIT_WEBHOOK_TIMEOUT_SECONDS = env.float("GAMBIT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+GAMBIT_WEBHOOK_SOFT_TIME_LIMIT = env.int("GAMBIT_WEBHOOK_SOFT_TIME_LIMIT", default=30)
+GAMBIT_WEBHOOK_TIME_LIMIT = env.int("GAMBIT_WEBHOOK_TIME_LIMIT", default=40)
+GAMBIT_WEBHOOK_MAX_ATTEMPTS = env.int("GAMBIT_WEBHOOK_MAX_ATTEMPTS", default=12)
+GAMBIT_WEBHOOK_RETRY_BASE_SECONDS = env.float("GAMBIT_WEBHOOK_RETRY_BASE_SECONDS", default=2.0)
+GAMBIT_WEBHOOK_RETRY_MAX_SECONDS = env.float("GAMBIT_WEBHOOK_RETRY_MAX_SECONDS", default=600.0)
+CELERY_TASK_ROUTES.update(
+    {
+        "activities.tasks.call_webhook_task": {"queue": "default"},
+        "activities.tasks.sweep_webhook_calls_task": {"queue": "default"},
+    }
+)
+CELERY_BEAT_SCHEDULE["sweep-webhook-calls"] = {
+    "task": "activities.tasks.sweep_webhook_calls_task",
+    "schedule": every(env.float("GAMBIT_SWEEP_INTERVAL", default=15.0)),
+    "options": {"queue": "default"},
+}
 
 # --- Notifications ------------------------------------------------------------------------------
 # Channel providers: each backend in notifications/backends/ reads only its own dict.

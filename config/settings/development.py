@@ -16,3 +16,5 @@ DATABASES = {
         default_url="postgres://postgres@127.0.0.1:5432/gambit", conn_max_age=60
     )
 }
+GAMBIT_WEBHOOK_ALLOW_HTTP = env.bool("GAMBIT_WEBHOOK_ALLOW_HTTP", default=True)
+GAMBIT_WEBHOOK_SECRET = env.str("GAMBIT_WEBHOOK_SECRET", default="gambit-development-secret")

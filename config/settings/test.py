@@ -30,3 +30,6 @@ CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
 GAMBIT_SWEEP_AFTER_SECONDS = env.int("GAMBIT_SWEEP_AFTER_SECONDS", default=2)
 CELERY_IMPORTS = ("tests.worker_hooks",)
 GAMBIT_COMPILED_QUERY_SHADOW = True  # compiled queries also run their queryset and must match
+GAMBIT_WEBHOOK_ALLOW_HTTP = True
+GAMBIT_WEBHOOK_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]  # the tests' HTTP sinks
+GAMBIT_WEBHOOK_SECRET = "gambit-test-webhook-secret"  # noqa: S105  (test only)

@@ -1,18 +1,19 @@
 """A generic webhook: one signed JSON POST per message with an Idempotency-Key.
 
 Body: {"idempotency_key", "delivery", "broadcast", "customer", "subject", "body", "fields"}.
-With a secret set, `X-Gambit-Signature: sha256=<hex HMAC of the raw body>` lets the receiver
-check it came from us. Outcomes as for SMS.
+With a secret set, the body is signed as every Gambit webhook is (`core.signing`:
+`X-Gambit-Timestamp` and `X-Gambit-Signature`), so the receiver can check it came from us and is
+not a replay. Outcomes as for SMS.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 
 import httpx
 from django.conf import settings
+
+from core.signing import signature_headers
 
 from . import (
     Backend,
@@ -23,10 +24,6 @@ from . import (
     http_client,
     register,
 )
-
-
-def signature(secret: str, raw: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
 class _WebhookSession(Session):
@@ -50,7 +47,7 @@ class _WebhookSession(Session):
         ).encode()
         headers = {"Idempotency-Key": message.idempotency_key, "Content-Type": "application/json"}
         if self.config["SECRET"]:
-            headers["X-Gambit-Signature"] = signature(self.config["SECRET"], raw)
+            headers.update(signature_headers(secret=self.config["SECRET"], raw=raw))
         try:
             response = self.client.post(self.config["URL"], headers=headers, content=raw)
         except httpx.HTTPError as error:

@@ -34,6 +34,7 @@ RUNTIME_MODELS = {
         "grant",
         "participation",
         "participationcounter",
+        "webhookcall",
     },
     "segments": {"customer", "order", "segmentmember", "segmentsnapshot", "membership"},
     "notifications": {"delivery"},
