@@ -54,7 +54,8 @@ typecheck: install
 test: install system-deps db lint typecheck
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.production DJANGO_SECRET_KEY=$$(openssl rand -hex 32) \
-	  DJANGO_ALLOWED_HOSTS=gambit.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+	  DJANGO_ALLOWED_HOSTS=gambit.example.com GAMBIT_METRICS_TOKEN=$$(openssl rand -hex 16) \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/python .ci/audit_dependencies.py
 	$(BIN)/pytest tests
 	$(MAKE) reliability

@@ -12,7 +12,12 @@ class ActivitiesConfig(AppConfig):
         from activities import tasks  # noqa: F401
         from activities.engine import processors  # noqa: F401  (registers the built-ins)
         from activities.experiments import tasks as experiment_tasks  # noqa: F401
+        from activities.selectors import live_activities_sending
         from activities.services.events import record_system_event
         from core.system_events import register_recorder
+        from notifications import activity_senders
 
         register_recorder(record_system_event)
+        # A notification template is frozen while a live activity sends it; the notifications
+        # app sits below this one and asks through this lookup.
+        activity_senders.register_lookup(live_activities_sending)

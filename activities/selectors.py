@@ -7,13 +7,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 
 from activities.models import (
     Activity,
     ActivityState,
     Benefit,
     ChainRun,
+    ChainStep,
     ConversionGoal,
     Event,
     ExperimentState,
@@ -72,6 +73,31 @@ def runnable_activities(*, channel_id: int, activity_id: int | None) -> list[Run
     else:
         rows = _RUNNABLE_ACTIVITY.rows(channel_id=channel_id, activity_id=activity_id)
     return [RunnableActivity(*row) for row in rows]
+
+
+# An activity in these states may still run its chains.
+LIVE_STATES = (ActivityState.SCHEDULED, ActivityState.RUNNING, ActivityState.PAUSED)
+
+
+def live_activities_sending(*, template_code: str) -> list[str]:
+    """Codes of the live activities with a `notify` step sending the notification template,
+    in a chain of their own or in a variant of a split step."""
+    in_a_variant = {
+        "variants": [{"steps": [{"processor": "notify", "config": {"template": template_code}}]}]
+    }
+    sending_steps = ChainStep.objects.filter(
+        Q(processor="notify", config__template=template_code)
+        | Q(processor="split", config__contains=in_a_variant)
+    )
+    return list(
+        Activity.objects.filter(
+            state__in=LIVE_STATES,
+            template__chains__in=sending_steps.values("chain_id"),
+        )
+        .values_list("code", flat=True)
+        .distinct()
+        .order_by("code")
+    )
 
 
 def customer_in_audience(*, segment_id: int, customer_id: int) -> bool:

@@ -40,6 +40,10 @@ def logging_config(*, level: str, renderer: str) -> dict[str, Any]:
             "django": {"handlers": ["stream"], "level": level, "propagate": False},
             "django.db.backends": {"level": "WARNING"},
             "django_structlog": {"level": "WARNING"},
+            # httpx logs each request's full URL at INFO, query string included, where WeChat
+            # takes its access token; httpcore traces every connection step at DEBUG.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
 

@@ -1,10 +1,16 @@
-"""Reads: a broadcast's progress, for the API, the admin page and its polling endpoint."""
+"""Reads: a broadcast's progress (for the API, the admin page and its polling endpoint), and
+who uses a notification template."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from notifications.models import Broadcast
+from notifications import activity_senders
+from notifications.models import Broadcast, BroadcastState, Delivery, NotificationTemplate
+
+# A broadcast in these states has sent, or will send, its template.
+LIVE_BROADCAST_STATES = (BroadcastState.SCHEDULED, BroadcastState.SENDING, BroadcastState.PAUSED)
 
 
 def progress(broadcast: Broadcast) -> dict[str, Any]:
@@ -28,3 +34,40 @@ def progress(broadcast: Broadcast) -> dict[str, Any]:
 def broadcast_progress(*, broadcast_id: int) -> dict[str, Any] | None:
     broadcast = Broadcast.objects.filter(pk=broadcast_id).first()
     return None if broadcast is None else progress(broadcast)
+
+
+@dataclass(frozen=True)
+class TemplateUsers:
+    """Who may still send a template: broadcast names and activity codes."""
+
+    broadcasts: list[str]
+    activities: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.broadcasts or self.activities)
+
+
+def live_template_users(*, template: NotificationTemplate) -> TemplateUsers:
+    """The scheduled, sending or paused broadcasts of the template, and the live activities
+    whose chains send it (as the row stands in the database: pass the stored code)."""
+    broadcasts = (
+        Broadcast.objects.filter(template_id=template.pk, state__in=LIVE_BROADCAST_STATES)
+        .values_list("name", flat=True)
+        .order_by("name")
+    )
+    return TemplateUsers(
+        broadcasts=list(broadcasts),
+        activities=activity_senders.live_activities_sending(template_code=template.code),
+    )
+
+
+def template_ever_sent(*, template: NotificationTemplate) -> bool:
+    """Whether any broadcast or any chain's message was ever made from the template."""
+    if Broadcast.objects.filter(template_id=template.pk).exists():
+        return True
+    # A chain's message keeps its template's code in its rendered copy. No index covers that
+    # code (one would cost every chain message a write): this reads every chain message, and
+    # runs only when an operator changes a template's code or channel.
+    return Delivery.objects.filter(
+        broadcast__isnull=True, rendered__template=template.code
+    ).exists()

@@ -315,7 +315,11 @@ def test_production_refuses_to_start_without_a_database_url():
 
 def test_production_passes_check_deploy():
     result = production_check(
-        {"DJANGO_SECRET_KEY": uuid.uuid4().hex * 2, "DJANGO_ALLOWED_HOSTS": "gambit.example.com"},
+        {
+            "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
+            "DJANGO_ALLOWED_HOSTS": "gambit.example.com",
+            "GAMBIT_METRICS_TOKEN": uuid.uuid4().hex,
+        },
         "--deploy",
         "--fail-level",
         "WARNING",

@@ -1,8 +1,8 @@
 """Production, the settings module manage.py, WSGI, ASGI and Celery use unless told otherwise.
 
 It fails closed: the secret key, the allowed hosts and DATABASE_URL have no defaults, a key
-that is public (the development and test keys) or DEBUG on stops it at import with
-ImproperlyConfigured, and every security header is on. A workstation chooses
+that is public (the development and test keys), DEBUG on or an unlocked `/metrics` stops it at
+import with ImproperlyConfigured, and every security header is on. A workstation chooses
 config.settings.development explicitly (`make run` does).
 """
 
@@ -38,6 +38,16 @@ if SECRET_KEY.startswith(public_key_prefix):
     )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DATABASES = {"default": database_settings(default_url=None, conn_max_age=60)}
+# `/metrics` tells whoever asks how busy every queue, outbox and broadcast is; an open scrape
+# is a decision the deployment states, never a variable it forgot.
+GAMBIT_METRICS_TOKEN = env.str("GAMBIT_METRICS_TOKEN", default="")
+if not GAMBIT_METRICS_TOKEN and not env.bool("GAMBIT_METRICS_PUBLIC", default=False):
+    raise ImproperlyConfigured(
+        "Set GAMBIT_METRICS_TOKEN (a long random value; Prometheus then sends "
+        "`Authorization: Bearer <token>` to /metrics). If /metrics is reachable only from your "
+        "monitoring network and should stay open, set GAMBIT_METRICS_PUBLIC=true instead. "
+        f"{on_a_workstation}"
+    )
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

@@ -46,8 +46,37 @@ class PreviewForm(forms.Form):
         return event
 
 
+class NotificationTemplateForm(forms.ModelForm):
+    class Meta:
+        model = NotificationTemplate
+        fields = [
+            "code",
+            "name",
+            "channel",
+            "subject",
+            "body",
+            "fields",
+            "provider_template_id",
+            "link",
+        ]
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        if self.instance.pk is None:
+            return cleaned
+        try:
+            template_services.check_template_edit(
+                template_id=self.instance.pk, changed_fields=self.changed_data
+            )
+        except template_services.TemplateFrozen as frozen:
+            for problem in frozen.details:
+                self.add_error(problem["path"] or None, problem["message"])
+        return cleaned
+
+
 @admin.register(NotificationTemplate)
 class NotificationTemplateAdmin(admin.ModelAdmin):
+    form = NotificationTemplateForm
     list_display = ["code", "name", "channel", "updated_at"]
     list_filter = ["channel"]
     search_fields = ["code", "name", "subject", "body"]

@@ -34,6 +34,7 @@ from notifications.models import (
 from notifications.services import dispatch
 from notifications.services.deliveries import skip_cancelled
 from notifications.services.scheduling import parse_cron
+from notifications.services.templates import hold_template
 from notifications.services.transitions import (
     User,
     lock_broadcast,
@@ -117,6 +118,7 @@ def schedule_broadcast(*, broadcast_id: int, by: User | None = None) -> Broadcas
     with transaction.atomic():
         broadcast = lock_broadcast(broadcast_id)
         require_transition(broadcast, broadcast.schedule, by=by)
+        broadcast.template = hold_template(template_id=broadcast.template_id)
         _check_ready(broadcast, scheduling=True)
         run_transition(broadcast, broadcast.schedule, by=by)
         save_broadcast(broadcast)
@@ -141,6 +143,7 @@ def start_broadcast(*, broadcast_id: int, by: User | None = None) -> Broadcast:
             raise TransitionNotAllowed(
                 _("A recurring or birthday broadcast sends on its schedule; schedule it.")
             )
+        broadcast.template = hold_template(template_id=broadcast.template_id)
         _check_ready(broadcast, scheduling=False)
         run_transition(broadcast, broadcast.start, by=by)
         save_broadcast(broadcast)

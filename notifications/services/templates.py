@@ -1,14 +1,20 @@
-"""Operator tools for a template: preview it for a customer, send one test message."""
+"""Operator tools for a template: preview it for a customer, send one test message; and the
+rule that freezes a template while it is in use."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from notifications import rendering
+from core.errors import GambitError
+from notifications import rendering, selectors
 from notifications.backends import (
     Message,
     PermanentFailure,
@@ -106,3 +112,69 @@ def send_test_message(
         return SendTestResult(False, f"{error.reason}: {error}")
     logger.info("test_send", template=template.code, to=target)
     return SendTestResult(True, provider_id)
+
+
+# Once a template has been sent, its deliveries (and chains) name it by its code, and their
+# consent and address were decided for its channel: changing either would rewrite history.
+FROZEN_ONCE_SENT = {
+    "code": gettext_lazy(
+        "This template has been sent, and its messages and chains name it by this code: it can "
+        "no longer change. Create a new template instead."
+    ),
+    "channel": gettext_lazy(
+        "This template has been sent on this channel: it can no longer change. Create a new "
+        "template for another channel."
+    ),
+}
+
+
+class TemplateFrozen(GambitError):
+    """An edit a template in use cannot take; `details` lists {path, message, code}, where
+    path is the form field ("" for the whole template)."""
+
+    code = "template_in_use"
+    http_status = 409
+
+
+def check_template_edit(*, template_id: int, changed_fields: Collection[str]) -> None:
+    """Refuse changes to a template that a live broadcast or activity sends, and a new code or
+    channel for one that was ever sent (raises TemplateFrozen).
+
+    Call it in the transaction that saves the edit: it locks the template's row, and
+    scheduling or starting a broadcast takes the same lock (`hold_template`), so nothing starts
+    sending the template between this check and the save.
+    """
+    if not changed_fields:
+        return
+    with transaction.atomic():
+        stored = NotificationTemplate.objects.select_for_update().get(pk=template_id)
+        problems: list[dict[str, str]] = []
+        if users := selectors.live_template_users(template=stored):
+            named = [_("broadcast “%(name)s”") % {"name": name} for name in users.broadcasts]
+            named += [_("activity %(code)s") % {"code": code} for code in users.activities]
+            problems.append(
+                {
+                    "path": "",
+                    "message": _(
+                        "This template is in use and cannot change until these have "
+                        "finished: %(users)s. To change the wording now, create a new template."
+                    )
+                    % {"users": ", ".join(named)},
+                    "code": "template_in_use",
+                }
+            )
+        frozen = [name for name in FROZEN_ONCE_SENT if name in changed_fields]
+        if frozen and selectors.template_ever_sent(template=stored):
+            problems.extend(
+                {"path": name, "message": str(FROZEN_ONCE_SENT[name]), "code": "template_sent"}
+                for name in frozen
+            )
+    if problems:
+        raise TemplateFrozen(" ".join(problem["message"] for problem in problems), details=problems)
+
+
+def hold_template(*, template_id: int) -> NotificationTemplate:
+    """The template, its row locked until the caller's transaction ends: an edit checked
+    concurrently (`check_template_edit`) either commits first, and is what the caller gets, or
+    waits and then sees the caller's use."""
+    return NotificationTemplate.objects.select_for_update(no_key=True).get(pk=template_id)

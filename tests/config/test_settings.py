@@ -71,6 +71,7 @@ def test_production_settings_load_with_a_real_key(monkeypatch):
         "config.settings.production",
         DJANGO_SECRET_KEY=A_REAL_KEY,
         DJANGO_ALLOWED_HOSTS="gambit.example.com",
+        GAMBIT_METRICS_TOKEN="scrape-secret",
     )
 
     assert production.DEBUG is False
@@ -119,6 +120,36 @@ def test_production_refuses_debug(monkeypatch, debug):
             DJANGO_SECRET_KEY=A_REAL_KEY,
             DJANGO_ALLOWED_HOSTS="gambit.example.com",
         )
+
+
+def load_production_metrics(monkeypatch, **environment: str) -> ModuleType:
+    for name in ("GAMBIT_METRICS_TOKEN", "GAMBIT_METRICS_PUBLIC"):
+        monkeypatch.delenv(name, raising=False)
+    return load_settings(
+        monkeypatch,
+        "config.settings.production",
+        DJANGO_SECRET_KEY=A_REAL_KEY,
+        DJANGO_ALLOWED_HOSTS="gambit.example.com",
+        **environment,
+    )
+
+
+def test_production_refuses_an_unlocked_metrics_endpoint(monkeypatch):
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"^Set GAMBIT_METRICS_TOKEN .* set GAMBIT_METRICS_PUBLIC=true instead\.",
+    ):
+        load_production_metrics(monkeypatch)
+    with pytest.raises(ImproperlyConfigured, match="Set GAMBIT_METRICS_TOKEN"):
+        load_production_metrics(monkeypatch, GAMBIT_METRICS_PUBLIC="false")
+
+
+def test_production_takes_a_metrics_token_or_an_explicitly_public_scrape(monkeypatch):
+    locked = load_production_metrics(monkeypatch, GAMBIT_METRICS_TOKEN="scrape-secret")
+    assert locked.GAMBIT_METRICS_TOKEN == "scrape-secret"
+
+    public = load_production_metrics(monkeypatch, GAMBIT_METRICS_PUBLIC="true")
+    assert public.GAMBIT_METRICS_TOKEN == ""
 
 
 @pytest.mark.parametrize(
