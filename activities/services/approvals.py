@@ -77,13 +77,7 @@ def effective_configuration(*, activity: Activity) -> dict[str, Any]:
     chains = list(Chain.objects.filter(template_id=activity.template_id).order_by("pk"))
     steps = ChainStep.objects.filter(chain__in=chains).order_by("chain_id", "position", "pk")
     template_codes = sorted(
-        {
-            str(step.config["template"])
-            for step in steps
-            if step.processor == "notify"
-            and isinstance(step.config, dict)
-            and "template" in step.config
-        }
+        {code for step in steps for code in _templates_sent(step.processor, step.config)}
     )
     configuration: dict[str, Any] = {
         "activity": _columns(activity),
@@ -115,6 +109,25 @@ def effective_configuration(*, activity: Activity) -> dict[str, Any]:
         )
         configuration["segment"] = {**_columns(segment), "members": members}
     return configuration
+
+
+def _templates_sent(processor: str, config: Any) -> set[str]:
+    """Notification template codes a step sends: a `notify` step's own, or those of the
+    `notify` steps inside a split step's variants."""
+    if not isinstance(config, dict):
+        return set()
+    if processor == "notify" and "template" in config:
+        return {str(config["template"])}
+    if processor == "split":
+        return {
+            code
+            for variant in config.get("variants") or []
+            if isinstance(variant, dict)
+            for inner in variant.get("steps") or []
+            if isinstance(inner, dict)
+            for code in _templates_sent(str(inner.get("processor", "")), inner.get("config"))
+        }
+    return set()
 
 
 def configuration_fingerprint(*, activity: Activity) -> str:

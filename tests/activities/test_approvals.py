@@ -76,6 +76,31 @@ def change_notification_template(activity):
     NotificationTemplate.objects.filter(code="welcome").update(body="Buy now, {{ customer.name }}")
 
 
+def add_split_variant_sending_another_template(activity):
+    NotificationTemplateFactory(code="variant-b")
+    StepFactory(
+        chain=activity.template.chains.get(),
+        position=3,
+        processor="split",
+        config={
+            "variants": [
+                {
+                    "name": "b",
+                    "steps": [{"processor": "notify", "config": {"template": "variant-b"}}],
+                }
+            ]
+        },
+    )
+
+
+def test_a_template_sent_inside_a_split_variant_is_covered(activity):
+    add_split_variant_sending_another_template(activity)
+    approvals.approve(activity=activity, user=activity.approvals.first().approved_by)
+    assert approvals.approval_problem(activity=activity) is None
+    NotificationTemplate.objects.filter(code="variant-b").update(body="Changed again")
+    assert approvals.approval_problem(activity=activity) == CHANGED
+
+
 def change_template_name(activity):
     activity.template.name = "Another gameplay"
     activity.template.save()
