@@ -15,3 +15,6 @@ urlpatterns = [
     path("health/", health_view, name="health"),
     path("metrics", metrics_view, name="metrics"),
 ]
+
+handler404 = "core.api.errors.page_not_found"
+handler500 = "core.api.errors.server_error"

@@ -19,6 +19,22 @@ def test_a_nul_byte_in_the_path_is_400_json(api):
     assert response.json()["code"] == "invalid_path"
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/events/not-a-uuid/", "/api/v1/broadcasts/x/", "/api/v1/nothing-here/"]
+)
+def test_a_path_no_route_matches_is_a_json_404(api, path):
+    response = api.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"code": "not_found", "detail": "No such resource."}
+
+
+def test_the_admin_keeps_django_s_own_404_page(admin_client):
+    response = admin_client.get("/admin/no-such-page/x/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
 def test_a_control_character_in_an_order_path_stores_nothing(api):
     response = api.put(
         "/api/v1/orders/o%07rder/",
