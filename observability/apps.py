@@ -8,4 +8,4 @@ class ObservabilityConfig(AppConfig):
     def ready(self) -> None:
         from observability import metrics
 
-        metrics.connect()
+        metrics.connect_worker_exporter()

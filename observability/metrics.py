@@ -2,8 +2,8 @@
 
 Two kinds of figures:
 - Counters each process increments when something commits: events recorded, chain runs by
-  outcome (and their duration), grants issued. They are fed by post_save signals, counted on
-  commit only (a rolled-back grant was never issued).
+  outcome (and their duration), grants issued. They live in the kernel (`core.metrics`), and
+  the services that record, run and grant call them.
 - Gauges and totals read at scrape time from where the truth is: queue depth and unacked
   tasks from the broker, unfinished events and open deliveries from PostgreSQL's partial
   indexes, broadcast sends from the broadcasts' own counters. Every host reports the same
@@ -20,23 +20,19 @@ file keeps its counts and needs no mark_process_dead hook. See README "Operation
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import structlog
+from celery import signals as celery_signals
 from django.conf import settings
-from django.db import transaction
-from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
     multiprocess,
     start_http_server,
@@ -46,82 +42,9 @@ from prometheus_client.registry import Collector
 
 logger = structlog.get_logger(__name__)
 
-EVENTS = Counter(
-    "gambit_events",
-    "Events recorded: storefront (API), system (order transitions) or emitted (by a chain).",
-    ["source", "channel"],
-)
-RUNS = Counter("gambit_runs", "Chain runs finished, by outcome.", ["outcome"])
-RUN_SECONDS = Histogram(
-    "gambit_run_duration_seconds",
-    "Time of one chain run, from the run's lock to its commit.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-GRANTS = Counter("gambit_grants", "Grants issued, by benefit kind.", ["kind"])
-GRANT_UNITS = Counter("gambit_grant_units", "Units granted, by benefit kind.", ["kind"])
-
 QUEUES = ("events", "fanout", "sends", "default")
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in sibling lists.
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-
-
-@functools.lru_cache(maxsize=4096)
-def _channel_code(channel_id: int) -> str:
-    from activities.models import Channel
-
-    return Channel.objects.filter(pk=channel_id).values_list("code", flat=True).first() or ""
-
-
-@functools.lru_cache(maxsize=4096)
-def _benefit_kind(benefit_id: int) -> str:
-    from activities.models import Benefit
-
-    return Benefit.objects.filter(pk=benefit_id).values_list("kind", flat=True).first() or ""
-
-
-def _related(instance: Any, field: str, attribute: str, lookup: Any) -> str:
-    """The related row's attribute if the instance holds it already, else one cached read."""
-    descriptor = type(instance)._meta.get_field(field)
-    if descriptor.is_cached(instance):
-        return getattr(getattr(instance, field), attribute)
-    return lookup(getattr(instance, f"{field}_id"))
-
-
-def _event_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    if not created:
-        return
-    if instance.client_id is not None:
-        source = "storefront"
-    elif instance.parent_run_id is not None:
-        source = "emitted"
-    else:
-        source = "system"
-    channel = _related(instance, "channel", "code", _channel_code)
-    transaction.on_commit(lambda: EVENTS.labels(source=source, channel=channel).inc())
-
-
-def _run_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
-    if not instance.outcome or (update_fields is not None and "outcome" not in update_fields):
-        return
-    outcome, seconds = instance.outcome, (instance.duration_ms or 0) / 1000
-
-    def count() -> None:
-        RUNS.labels(outcome=outcome).inc()
-        RUN_SECONDS.observe(seconds)
-
-    transaction.on_commit(count)
-
-
-def _grant_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    if not created:
-        return
-    kind, quantity = _related(instance, "benefit", "kind", _benefit_kind), instance.quantity
-
-    def count() -> None:
-        GRANTS.labels(kind=kind).inc()
-        GRANT_UNITS.labels(kind=kind).inc(quantity)
-
-    transaction.on_commit(count)
 
 
 class StateCollector(Collector):
@@ -252,17 +175,12 @@ def _serve_worker_metrics(**kwargs: Any) -> None:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(StateCollector())
-    start_http_server(int(port), registry=registry)
-    logger.info("worker_metrics_serving", port=int(port))
+    # The exporter has no token check: it answers on loopback unless told which interface.
+    address = os.environ.get("GAMBIT_WORKER_METRICS_ADDRESS") or "127.0.0.1"
+    start_http_server(int(port), addr=address, registry=registry)
+    logger.info("worker_metrics_serving", address=address, port=int(port))
 
 
-def connect() -> None:
-    """Feeds the counters from committed saves and serves worker metrics (AppConfig.ready)."""
-    from celery import signals as celery_signals
-
-    from activities.models import ChainRun, Event, Grant
-
-    post_save.connect(_event_saved, sender=Event, dispatch_uid="metrics-events")
-    post_save.connect(_run_saved, sender=ChainRun, dispatch_uid="metrics-runs")
-    post_save.connect(_grant_saved, sender=Grant, dispatch_uid="metrics-grants")
+def connect_worker_exporter() -> None:
+    """A worker host's main process serves the host's counters once it is up (AppConfig.ready)."""
     celery_signals.worker_ready.connect(_serve_worker_metrics, weak=False)

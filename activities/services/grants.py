@@ -18,8 +18,8 @@ from activities.models import Activity, Benefit, Grant, GrantState
 from activities.services import lifecycle
 from activities.services.counters import LimitPeriod, try_increment
 from core.db.compiled_queries import CompiledQuery
-from core.db.rows import insert
 from core.errors import TransitionNotAllowed
+from core.metrics import record_grant
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -106,8 +106,7 @@ def issue_grant(
         if budget_left is None:
             raise Rejected("budget_exhausted")
         lifecycle.watch_budget(ctx=ctx, remaining=budget_left)
-    grant = insert(
-        Grant,
+    grant = Grant.objects.create(
         benefit_id=benefit.id,
         activity_id=ctx.activity.id,
         customer_id=ctx.customer.pk,
@@ -117,6 +116,7 @@ def issue_grant(
         remaining=quantity,
         value=value,
     )
+    record_grant(kind=benefit.kind, quantity=quantity)
     ctx.holdings_changed()
     grant.benefit = _config_benefit(benefit)
     return grant

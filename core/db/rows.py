@@ -10,9 +10,14 @@ round trips, and a run pays this on every event.
 `insert_unless_taken`: `INSERT ... ON CONFLICT DO NOTHING RETURNING id`, without the savepoint
 that `create()` inside `try/except IntegrityError` needs.
 
-`insert` and `save_columns` are `create()` and `save(update_fields=...)` without the ORM's
-per-call query building, which costs several times the statement itself; like them they send
-`post_save` (the metrics count events, runs and grants by it).
+`save_columns` is `save(update_fields=...)` without the ORM's per-call query building, which
+costs several times the statement itself.
+
+The writers send no model signals and run no `save()`: a model whose writes need either is
+refused (`UnwritableModel`) the first time it is used, as is one whose database computes or
+defaults a column (`db_default`, `GeneratedField`). The check runs once per model and process,
+so a receiver connected after that first use goes unnoticed: connect receivers in
+AppConfig.ready(). Callers count what they write themselves (`core.metrics`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,45 @@ import functools
 from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Field, Model
-from django.db.models.signals import post_save
+from django.db.models import NOT_PROVIDED, Field, Model
+from django.db.models.signals import post_save, pre_save
+from django_fsm import ConcurrentTransitionMixin
 
 M = TypeVar("M", bound=Model)
+
+
+class UnwritableModel(TypeError):
+    """The model's writes do more than the row writers' single statement would."""
+
+
+def _refusal(model: type[Model]) -> str | None:
+    name = model.__name__
+    if issubclass(model, ConcurrentTransitionMixin):
+        return (
+            f"{name} is a django-fsm ConcurrentTransitionMixin model: its save() checks the "
+            "state it was loaded in and remembers the new one."
+        )
+    for klass in model.__mro__[: model.__mro__.index(Model)]:
+        if "save" in vars(klass):
+            return f"{name} has a save() of its own ({klass.__qualname__}.save)."
+    defaulted = [f.name for f in model._meta.concrete_fields if f.db_default is not NOT_PROVIDED]
+    if defaulted:
+        return f"{name} has fields the database defaults (db_default): {defaulted}."
+    generated = [f.name for f in model._meta.concrete_fields if f.generated]
+    if generated:
+        return f"{name} has fields the database computes (GeneratedField): {generated}."
+    if pre_save.has_listeners(model) or post_save.has_listeners(model):
+        return f"{name} has pre_save/post_save receivers."
+    return None
+
+
+@functools.cache
+def _writable(model: type[Model]) -> None:
+    refusal = _refusal(model)
+    if refusal is not None:
+        raise UnwritableModel(
+            f"{refusal} The row writers would skip that; write {model.__name__} with the ORM."
+        )
 
 
 @functools.cache
@@ -41,6 +81,7 @@ def _insert_sql(model: type[Model], with_pk: bool) -> tuple[str, tuple[Field, ..
 
 
 def _insert(model: type[M], values: dict[str, Any]) -> tuple[M, str, list[Any]]:
+    _writable(model)
     instance = model(**values)
     sql, fields = _insert_sql(model, instance.pk is not None)
     params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
@@ -73,22 +114,10 @@ def _converted(model: type[Model], row: tuple[Any, ...]) -> list[Any]:
     return values
 
 
-def _send_post_save(instance: Model, *, created: bool, update_fields: Any = None) -> None:
-    post_save.send(
-        sender=type(instance),
-        instance=instance,
-        created=created,
-        update_fields=update_fields,
-        raw=False,
-        using=connection.alias,
-    )
-
-
 def _inserted(instance: M, pk: Any) -> M:
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = connection.alias
-    _send_post_save(instance, created=True)
     return instance
 
 
@@ -126,15 +155,6 @@ def insert_unless_taken(model: type[M], **values: Any) -> M | None:
     return None if row is None else _inserted(instance, row[0])
 
 
-def insert(model: type[M], **values: Any) -> M:
-    """`model.objects.create(**values)` for a model without save() logic of its own."""
-    instance, sql, params = _insert(model, values)
-    pk = connection.ops.quote_name(model._meta.pk.column)
-    with connection.cursor() as cursor:
-        cursor.execute(sql + f"RETURNING {pk}", params)
-        return _inserted(instance, cursor.fetchone()[0])
-
-
 @functools.cache
 def _update_sql(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, tuple[Field, ...]]:
     fields = tuple(
@@ -151,10 +171,11 @@ def _update_sql(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, tup
 
 
 def save_columns(instance: Model, *names: str) -> None:
-    """`instance.save(update_fields=names)` for a saved instance of a model without save()
-    logic of its own (auto_now fields still get their new time)."""
-    sql, fields = _update_sql(type(instance), names)
+    """`instance.save(update_fields=names)` for a saved instance (auto_now fields still get
+    their new time)."""
+    model = type(instance)
+    _writable(model)
+    sql, fields = _update_sql(model, names)
     params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, instance._meta.pk.get_db_prep_value(instance.pk, connection)])
-    _send_post_save(instance, created=False, update_fields=frozenset(names))

@@ -326,7 +326,7 @@ def ping_activity() -> str:
         ends_at=now + timezone.timedelta(days=1),
     )
     Activity.objects.filter(pk=activity.pk).update(state="running")
-    return StorefrontKey.objects.create_key(name="bench")[1]
+    return StorefrontKey.objects.create_key(name="bench", scopes=["events"])[1]
 
 
 def isolation(

@@ -211,7 +211,7 @@ def bench_http(events: int) -> dict:
     from activities.models import Event
     from core.models import StorefrontKey
 
-    _, raw = StorefrontKey.objects.create_key(name="bench")
+    _, raw = StorefrontKey.objects.create_key(name="bench", scopes=["events"])
     stack = Stack()
     stack.start()
     counter = redis_client()
@@ -319,12 +319,14 @@ def bench_http(events: int) -> dict:
 def handwritten_run(event_id, activity, coupon) -> None:
     """The same reads and writes as the configured chain, written by hand: what a developer
     would write for this one campaign, as a task that receives an event id. It uses the data
-    access the engine uses (precompiled queries, single-statement writes), so the comparison
-    prices the configuration alone."""
+    access the engine uses (precompiled queries, single-statement writes where the engine has
+    them) and counts its run and grant as the engine does, so the comparison prices the
+    configuration alone."""
     from activities.models import ChainRun, Grant, Participation
     from activities.selectors import benefit_balances, event_to_process, runnable_activities
     from activities.services.counters import LimitPeriod, try_increment
-    from core.db.rows import insert, insert_or_lock, save_columns
+    from core.db.rows import insert_or_lock, save_columns
+    from core.metrics import record_grant, record_run
 
     with transaction.atomic():
         event = event_to_process(event_id=event_id)
@@ -364,8 +366,7 @@ def handwritten_run(event_id, activity, coupon) -> None:
                     "WHERE id = %s AND stock_remaining >= 1 RETURNING stock_remaining",
                     [coupon.pk],
                 )
-            grant = insert(
-                Grant,
+            grant = Grant.objects.create(
                 benefit_id=coupon.pk,
                 activity_id=activity.pk,
                 customer_id=event.customer_id,
@@ -374,6 +375,7 @@ def handwritten_run(event_id, activity, coupon) -> None:
                 quantity=1,
                 remaining=1,
             )
+            record_grant(kind="coupon", quantity=1)
             balances = benefit_balances(activity_id=activity.pk, customer_id=event.customer_id)
             run.outcome = "granted"
             run.result = {
@@ -383,6 +385,7 @@ def handwritten_run(event_id, activity, coupon) -> None:
             }
             run.finished_at = timezone.now()
             save_columns(run, "outcome", "result", "finished_at")
+            record_run(outcome="granted", seconds=0.0)
         event.finish()
         event.finished_at = timezone.now()
         save_columns(event, "state", "finished_at", "error")
@@ -404,7 +407,7 @@ def make_events(n: int, prefix: str):
     from core.models import StorefrontKey
     from segments.models import Customer
 
-    client = StorefrontKey.objects.create_key(name=prefix)[0]
+    client = StorefrontKey.objects.create_key(name=prefix, scopes=["events"])[0]
     channel = Channel.objects.get(code="bench.draw")
     customers = Customer.objects.bulk_create(
         Customer(external_id=f"{prefix}-{i}") for i in range(n)

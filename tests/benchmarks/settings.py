@@ -11,3 +11,5 @@ CELERY_TASK_ROUTES = {**CELERY_TASK_ROUTES, "tests.benchmarks.bare.noop_task": {
 LOGGING = logging_config(level="ERROR", renderer="json")
 DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405  (base.py's default)
 GAMBIT_API_RATES = {**GAMBIT_API_RATES, "events": "1000000/min"}  # noqa: F405
+# The shadow check runs every compiled query twice; a deployment does not.
+GAMBIT_COMPILED_QUERY_SHADOW = False

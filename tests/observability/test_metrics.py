@@ -9,8 +9,17 @@ import pytest
 from django.test import Client
 
 from activities.models import Event
+from activities.services import events
 from activities.services.events import process_event
-from tests.factories import build_quiz_lottery
+from tests.factories import (
+    ActivityFactory,
+    ChainFactory,
+    ChannelFactory,
+    CustomerFactory,
+    StepFactory,
+    TemplateFactory,
+    build_quiz_lottery,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +72,28 @@ def test_events_runs_and_grants_are_counted_on_commit(api, django_capture_on_com
     assert Event.objects.filter(state="done").count() == 2
 
 
+def test_system_and_emitted_events_are_counted_by_source(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(events, "dispatch_event", lambda *, event_id: True)
+    template = TemplateFactory(code="relay")
+    chain = ChainFactory(template=template, channel=ChannelFactory(code="order.paid"))
+    ChannelFactory(code="relay.done")
+    StepFactory(chain=chain, processor="emit_event", config={"channel": "relay.done"})
+    ActivityFactory(code="relay", template=template, running=True)
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = events.record_system_event(
+            channel_code="order.paid", customer=CustomerFactory(), payload={}, idempotency_key="o1"
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        process_event(event_id=paid.pk)
+    after = scrape()
+    assert delta(before, after, 'gambit_events_total{channel="order.paid",source="system"}') == 1
+    assert delta(before, after, 'gambit_events_total{channel="relay.done",source="emitted"}') == 1
+    assert delta(before, after, 'gambit_runs_total{outcome="completed"}') == 1
+
+
 def test_a_rolled_back_event_is_not_counted(api):
     """Without the commit (the test's transaction never commits) nothing is counted."""
     build_quiz_lottery()
@@ -104,17 +135,18 @@ MULTIPROCESS_SCRIPT = """
 import multiprocessing, os
 import django
 django.setup()
-from observability import metrics
+from core.metrics import EVENTS
+from observability.metrics import exposition
 
 def count():
-    metrics.EVENTS.labels(source="storefront", channel="mp.test").inc()
+    EVENTS.labels(source="storefront", channel="mp.test").inc()
 
-metrics.EVENTS.labels(source="storefront", channel="mp.test").inc()
+count()
 for _ in range(3):
     child = multiprocessing.get_context("fork").Process(target=count)
     child.start()
     child.join()
-text = metrics.exposition().decode()
+text = exposition().decode()
 line = [l for l in text.splitlines() if l.startswith("gambit_events_total{") and "mp.test" in l]
 print(line[0])
 """
