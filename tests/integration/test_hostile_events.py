@@ -3,7 +3,6 @@ stopped at the soft time limit and rolled back, one that ignores it is killed at
 the worker goes on with the next event, and after its attempts the event is a dead letter."""
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -13,9 +12,11 @@ from activities.tasks import run_event_task
 from tests.conftest import wait_until
 from tests.factories import build_quiz_lottery, make_api_key
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-# One pool process, so the event behind the hostile one waits for it, and tiny limits.
+# One pool process, so the event behind the hostile one waits for it, and tiny limits. The
+# hostile step stalls for 120 s: the event behind it finishing within the 60 s wait is the proof
+# that a limit ended the stall (no stopwatch in the assertions).
 HOSTILE_WORKER = {
     "concurrency": 1,
     "queues": "events",
@@ -54,11 +55,9 @@ def done(event: Event) -> bool:
 def test_a_stalled_attempt_is_stopped_at_the_soft_limit_and_the_next_event_runs(make_worker):
     build_quiz_lottery()
     make_worker(**HOSTILE_WORKER)
-    started = time.monotonic()
     hostile = accept("ann", "stalls", stall_seconds=120)
     behind = accept("bea", "behind")
-    wait_until(lambda: done(behind), timeout=30)
-    assert time.monotonic() - started < 8
+    wait_until(lambda: done(behind), timeout=60)
     hostile.refresh_from_db()
     assert (hostile.state, hostile.attempts, hostile.error) == (
         "running",
@@ -76,11 +75,9 @@ def test_an_attempt_that_ignores_the_soft_limit_is_killed_then_the_event_is_a_de
 ):
     build_quiz_lottery()
     worker = make_worker(**HOSTILE_WORKER)
-    started = time.monotonic()
     hostile = accept("cid", "stubborn", stall_seconds=120, ignore_soft_limit=True)
     behind = accept("dan", "behind")
-    wait_until(lambda: done(behind), timeout=30)
-    assert time.monotonic() - started < 8
+    wait_until(lambda: done(behind), timeout=60)
     hostile.refresh_from_db()
     assert (hostile.state, hostile.attempts, hostile.error) == ("pending", 1, "")
     assert worker.process.poll() is None  # only the pool process was killed
@@ -88,7 +85,7 @@ def test_an_attempt_that_ignores_the_soft_limit_is_killed_then_the_event_is_a_de
     assert events.sweep_unfinished_events(older_than=dt.timedelta(0)) == 1
     wait_until(lambda: Event.objects.get(pk=hostile.pk).attempts == 2, timeout=30)
     last = accept("eve", "last")
-    wait_until(lambda: done(last), timeout=30)
+    wait_until(lambda: done(last), timeout=60)
     assert events.sweep_unfinished_events(older_than=dt.timedelta(0)) == 0
     hostile.refresh_from_db()
     assert (hostile.state, hostile.failure_reason, hostile.attempts, hostile.error) == (

@@ -19,7 +19,7 @@ from tests.activities.test_webhooks import Sink, webhook_activity
 from tests.conftest import wait_until
 from tests.factories import make_api_key
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

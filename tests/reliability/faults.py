@@ -1,4 +1,5 @@
-"""Fault injection for the soak: SIGKILLed workers, a restarted Redis, cut PostgreSQL sessions.
+"""Fault injection for the soak: SIGKILLed workers, a restarted Redis, cut PostgreSQL sessions,
+and the two first ones overlapping (a worker killed while Redis is down).
 
 One thread injects every fault in turn (a fault ends before the next begins, so a worker is
 never restarted against a broker that is down), at random times drawn from each fault's
@@ -18,6 +19,8 @@ import psycopg
 
 from tests.conftest import Worker
 from tests.integration.conftest import RedisServer
+
+KILL_DURING_REDIS_RESTART = "worker SIGKILL during a Redis restart"
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Chaos:
             Fault("worker SIGKILL", (6.0, 14.0), self.kill_worker),
             Fault("Redis restart", (40.0, 60.0), self.restart_redis),
             Fault("PostgreSQL sessions cut", (10.0, 20.0), self.cut_connections),
+            Fault(KILL_DURING_REDIS_RESTART, (40.0, 60.0), self.kill_worker_during_redis_restart),
         ]
 
     def kill_worker(self) -> None:
@@ -79,6 +83,20 @@ class Chaos:
         self.redis_server.stop()
         time.sleep(self.rng.uniform(*self.redis_down))
         self.redis_server.start()
+
+    def kill_worker_during_redis_restart(self) -> None:
+        """Overlapping faults: the broker goes down, a worker is SIGKILLed in the outage (its
+        unacked tasks were on the lost broker), and it is restarted once Redis is back."""
+        worker = self.rng.choice(self.workers)
+        down = self.rng.uniform(*self.redis_down)
+        self.redis_server.stop()
+        kill_at = self.rng.uniform(0.2, down * 0.6)
+        time.sleep(kill_at)
+        worker.kill()
+        time.sleep(down - kill_at)
+        self.redis_server.start()
+        time.sleep(self.rng.uniform(0.2, 1.0))
+        worker.start()
 
     def cut_connections(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:

@@ -7,7 +7,12 @@ Each check returns violations (human-readable, empty when the promise held):
 - every check-in stamped exactly once; coupons at most one per customer;
 - for every benefit with stock: granted + remaining == initial; the same for budgets;
 - every planned delivery was sent, and reached the sink (which, like any receiver keyed on
-  the delivery's idempotency key, counts each delivery once: resends are reported apart).
+  the delivery's idempotency key, counts each delivery once: resends are reported apart);
+- every grant of an activity whose chain calls a webhook has exactly one WebhookCall, sent and
+  received at the webhook sink (keyed by its Idempotency-Key); no call reached the sink more
+  often than it was claimed (`attempts`);
+- every such grant's `notify` step queued one email, sent and received at the SMTP sink (keyed
+  by its Message-ID); no message reached it more often than its delivery was claimed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
-from activities.models import Activity, Benefit, ChainRun, Event, Grant
+from activities.models import Activity, Benefit, ChainRun, Event, Grant, WebhookCall
+from activities.models.webhook import OPEN_STATES
+from notifications.backends.email import message_id
 from notifications.models import Broadcast, Delivery
 
 from .load import LoadLog
@@ -220,6 +227,93 @@ def check_deliveries(broadcast_id: int, received: Counter) -> tuple[list[str], d
     }
 
 
+def check_webhook_calls(activity: str, received: Counter) -> tuple[list[str], dict]:
+    """`received`: POSTs at the webhook sink by Idempotency-Key."""
+    violations: list[str] = []
+    grant_runs = set(Grant.objects.filter(activity__code=activity).values_list("run_id", flat=True))
+    calls = list(WebhookCall.objects.values_list("run_id", "idempotency_key", "state", "attempts"))
+    per_run = Counter(run_id for run_id, _, _, _ in calls)
+    missing = [run for run in grant_runs if per_run[run] != 1]
+    if missing:
+        violations.append(
+            f"{len(missing)} granting runs of {activity} without exactly one webhook call: "
+            f"{[(run, per_run[run]) for run in missing[:5]]}"
+        )
+    stray = set(per_run) - grant_runs
+    if stray:
+        violations.append(f"{len(stray)} webhook calls from runs that granted nothing here")
+    states = Counter(state for _, _, state, _ in calls)
+    if states.get("sent", 0) != len(calls):
+        violations.append(f"webhook calls by state: {dict(states)}")
+    keys = {key: attempts for _, key, _, attempts in calls}
+    unreached = [key for key in keys if not received[key]]
+    if unreached:
+        violations.append(f"{len(unreached)} webhook calls never reached the sink: {unreached[:5]}")
+    unknown = set(received) - set(keys)
+    if unknown:
+        violations.append(f"{len(unknown)} POSTs at the webhook sink match no call")
+    over = [(key, received[key], n) for key, n in keys.items() if received[key] > n]
+    if over:
+        violations.append(f"webhook calls received more often than claimed: {over[:5]}")
+    return violations, {
+        "webhook_grants": len(grant_runs),
+        "webhook_calls": len(calls),
+        "webhook_sent": states.get("sent", 0),
+        "webhook_at_sink_distinct": len(set(received) & set(keys)),
+        "webhook_resends": sum(received.values()) - len(received),
+        "webhook_retried_calls": sum(1 for n in keys.values() if n >= 2),
+    }
+
+
+def check_notify(activity: str, received: Counter) -> tuple[list[str], dict]:
+    """`received`: messages at the SMTP sink by Message-ID."""
+    violations: list[str] = []
+    grant_runs = set(Grant.objects.filter(activity__code=activity).values_list("run_id", flat=True))
+    rows = list(
+        Delivery.objects.filter(broadcast__isnull=True, source_key__startswith="run:").values_list(
+            "pk", "source_key", "status", "attempts"
+        )
+    )
+    per_run = Counter(int(source.split(":")[1]) for _, source, _, _ in rows)
+    missing = [run for run in grant_runs if per_run[run] != 1]
+    if missing:
+        violations.append(
+            f"{len(missing)} granting runs of {activity} without exactly one message: "
+            f"{[(run, per_run[run]) for run in missing[:5]]}"
+        )
+    if set(per_run) - grant_runs:
+        violations.append(f"{len(set(per_run) - grant_runs)} messages from unexpected runs")
+    statuses = Counter(status for _, _, status, _ in rows)
+    if statuses.get("sent", 0) != len(rows):
+        violations.append(f"notify messages by status: {dict(statuses)}")
+    expected = {message_id(f"gambit-d{pk}"): attempts for pk, _, _, attempts in rows}
+    unreached = [mid for mid in expected if not received[mid]]
+    if unreached:
+        violations.append(f"{len(unreached)} messages never reached the SMTP sink: {unreached[:5]}")
+    unknown = set(received) - set(expected)
+    if unknown:
+        violations.append(f"{len(unknown)} messages at the SMTP sink match no delivery")
+    over = [(mid, received[mid], n) for mid, n in expected.items() if received[mid] > n]
+    if over:
+        violations.append(f"messages received more often than claimed: {over[:5]}")
+    return violations, {
+        "notify_messages": len(rows),
+        "notify_sent": statuses.get("sent", 0),
+        "notify_at_sink_distinct": len(set(received) & set(expected)),
+        "notify_resends": sum(received.values()) - len(received),
+    }
+
+
+def event_attempts() -> dict[str, int]:
+    """Events by processing attempts: 2 or more means an attempt was cut off (a killed worker,
+    a cut session) or its message lost, and the event was processed again."""
+    counts = Counter(Event.objects.values_list("attempts", flat=True))
+    return {
+        "events_attempts_2_plus": sum(n for attempts, n in counts.items() if attempts >= 2),
+        "events_attempts_max": max(counts, default=0),
+    }
+
+
 def open_work(broadcast_id: int) -> dict[str, int]:
     """What is still moving; the soak's drain waits for all zeros."""
     return {
@@ -227,6 +321,10 @@ def open_work(broadcast_id: int) -> dict[str, int]:
         "deliveries": Delivery.objects.filter(
             broadcast_id=broadcast_id, status__in=["queued", "sending"]
         ).count(),
+        "messages": Delivery.objects.filter(
+            broadcast__isnull=True, status__in=["queued", "sending"]
+        ).count(),
+        "webhook_calls": WebhookCall.objects.filter(state__in=OPEN_STATES).count(),
         "broadcast": Broadcast.objects.filter(pk=broadcast_id)
         .filter(~Q(state__in=["completed", "failed", "cancelled"]))
         .count(),

@@ -1,5 +1,7 @@
 """The chaos soak: mixed load under worker kills, Redis restarts and cut PostgreSQL sessions,
-then a reconciliation that must find nothing lost and nothing done twice.
+then a reconciliation that must find nothing lost and nothing done twice. Check-ins run a chain
+that also calls a webhook (the WebhookCall outbox) and notifies the customer by email, each to
+a local sink.
 
 CI mode runs 120 s; `GAMBIT_SOAK_SECONDS=600` is the long mode (at least 20 worker kills and 2
 Redis restarts). Writes its mode's section of docs/reliability.md, pass or fail.
@@ -43,7 +45,7 @@ from tests.notifications.factories import (
 )
 
 from . import reconcile
-from .faults import Chaos
+from .faults import KILL_DURING_REDIS_RESTART, Chaos
 from .load import LoadLog, Storefront
 from .report import artifact, table, write_section
 
@@ -56,6 +58,8 @@ CUSTOMERS = [f"soak-c-{i}" for i in range(200)]
 # The broadcast spans most of the soak: this many deliveries per soak second, paced to ~60%.
 DELIVERIES_PER_SECOND_OF_SOAK = 12
 DRAIN_TIMEOUT = 300
+# The activity whose chain also calls a webhook and notifies the customer.
+HOOKED = "soak-stamps"
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +67,8 @@ pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 # --- the world ------------------------------------------------------------------------------
 
 
-def activity_on(code: str, channel: str, benefit: dict, *, quantity: int = 1, **fields):
+def activity_on(code: str, channel: str, benefit: dict, *, quantity: int = 1, steps=(), **fields):
+    """Grant, then `steps` ((processor, config) pairs), then build the result."""
     template = TemplateFactory(code=f"{code}-template")
     chain = ChainFactory(template=template, channel=ChannelFactory(code=channel))
     StepFactory(
@@ -72,15 +77,30 @@ def activity_on(code: str, channel: str, benefit: dict, *, quantity: int = 1, **
         processor="grant_benefit",
         config={"benefit": benefit["code"], "quantity": quantity},
     )
-    StepFactory(chain=chain, position=1, processor="build_result")
+    for position, (processor, config) in enumerate(steps, start=1):
+        StepFactory(chain=chain, position=position, processor=processor, config=config)
+    StepFactory(chain=chain, position=len(steps) + 1, processor="build_result")
     activity = ActivityFactory(code=code, template=template, running=True, **fields)
     BenefitFactory(activity=activity, **benefit)
     return activity
 
 
-def build_world() -> dict[str, set[str]]:
-    """Four running activities; returns the activities bound to each channel."""
-    activity_on("soak-stamps", "soak.checkin", {"code": "stamp", "kind": "points"})
+def build_world(hook_url: str) -> dict[str, set[str]]:
+    """Four running activities; returns the activities bound to each channel. Check-ins stamp,
+    call the webhook and email the customer (the storefront's customers, with an address)."""
+    make_customers(len(CUSTOMERS), prefix="soak-c")
+    NotificationTemplateFactory(
+        code="soak-stamp-mail",
+        channel="email",
+        subject="A stamp for {{ customer.name }}",
+        body="{{ activity.code }}: one more stamp.",
+    )
+    activity_on(
+        HOOKED,
+        "soak.checkin",
+        {"code": "stamp", "kind": "points"},
+        steps=[("call_webhook", {"url": hook_url}), ("notify", {"template": "soak-stamp-mail"})],
+    )
     activity_on(
         "soak-coupons",
         "soak.checkin",
@@ -128,6 +148,8 @@ class Sink:
 
     def __init__(self) -> None:
         self.received: Counter = Counter()
+        # call_webhook POSTs, by Idempotency-Key (how the receiver dedupes them).
+        self.calls: Counter = Counter()
         self.lock = threading.Lock()
         sink = self
 
@@ -137,9 +159,15 @@ class Sink:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with sink.lock:
-                    sink.received[body["delivery"]] += 1
-                data = json.dumps({"id": f"m-{body['delivery']}"}).encode()
+                if self.path == "/call":
+                    key = self.headers["Idempotency-Key"]
+                    with sink.lock:
+                        sink.calls[key] += 1
+                    data = json.dumps({"ok": key}).encode()
+                else:
+                    with sink.lock:
+                        sink.received[body["delivery"]] += 1
+                    data = json.dumps({"id": f"m-{body['delivery']}"}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -155,13 +183,33 @@ class Sink:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    @property
+    def call_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/call"
+
     def snapshot(self) -> Counter:
         with self.lock:
             return Counter(self.received)
 
+    def calls_snapshot(self) -> Counter:
+        with self.lock:
+            return Counter(self.calls)
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def smtp_sink():
+    """The notification tests' aiosmtpd sink, on a port of its own. Importing their conftest
+    exports their provider settings into os.environ: put it back, so the stack's environment
+    stays the soak's own."""
+    saved = dict(os.environ)
+    from tests.notifications.conftest import SmtpSink
+
+    os.environ.clear()
+    os.environ.update(saved)
+    return SmtpSink(free_port()).start()
 
 
 def start_broadcast(stack, broadcast_id: int) -> None:
@@ -194,13 +242,14 @@ def start_broadcast(stack, broadcast_id: int) -> None:
 @pytest.mark.timeout(SOAK_SECONDS + DRAIN_TIMEOUT + 240)
 def test_chaos_soak_loses_nothing(start_stack, redis_server):
     rng = random.Random(int(os.environ.get("GAMBIT_SOAK_SEED", str(int(time.time())))))
-    bound = build_world()
+    sink = Sink()
+    smtp = smtp_sink()
+    bound = build_world(sink.call_url)
     deliveries = DELIVERIES_PER_SECOND_OF_SOAK * SOAK_SECONDS
     broadcast_id = build_broadcast(
         deliveries, rate=max(1, round(deliveries / (0.6 * SOAK_SECONDS)))
     )
     _, raw_key = make_api_key(name="soak")
-    sink = Sink()
     overrides = {
         "CELERY_BROKER_URL": redis_server.url,
         "REDIS_URL": redis_server.url,
@@ -213,6 +262,13 @@ def test_chaos_soak_loses_nothing(start_stack, redis_server):
         "broadcasts=1000000/min",
         "NOTIFICATIONS_WEBHOOK_URL": sink.url,
         "NOTIFICATIONS_WEBHOOK_SECRET": "",
+        "NOTIFICATIONS_EMAIL_HOST": "127.0.0.1",
+        "NOTIFICATIONS_EMAIL_PORT": str(smtp.port),
+        "NOTIFICATIONS_EMAIL_TIMEOUT": "5",
+        # The call_webhook outbox (target, http and secret come from the test settings).
+        "GAMBIT_WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+        "GAMBIT_WEBHOOK_RETRY_MAX_SECONDS": "5",
+        "GAMBIT_WEBHOOK_TIMEOUT_SECONDS": "5",
         "NOTIFICATIONS_RATE_LIMITS": "email=100000;wechat=100000;sms=100000;webhook=100000",
         "NOTIFICATIONS_SWEEP_INTERVAL": "1",
         "NOTIFICATIONS_CLAIM_LEASE_SECONDS": "5",
@@ -272,10 +328,11 @@ def test_chaos_soak_loses_nothing(start_stack, redis_server):
         beat_alive = all(process.poll() is None for process in stack.processes)
         drained = _drain(broadcast_id)
         drain_seconds = time.monotonic() - load_ended
-        figures, violations = _reconcile(log, bound, broadcast_id, sink)
+        figures, violations = _reconcile(log, bound, broadcast_id, sink, smtp)
     finally:
         second.stop()
         sink.close()
+        smtp.stop()
     figures.update(
         soak_seconds=SOAK_SECONDS,
         load_seconds=round(load_ended - started, 1),
@@ -292,6 +349,7 @@ def test_chaos_soak_loses_nothing(start_stack, redis_server):
     if MODE == "long":
         assert chaos.log.counts.get("worker SIGKILL", 0) >= 20
         assert chaos.log.counts.get("Redis restart", 0) >= 2
+    assert chaos.log.counts.get(KILL_DURING_REDIS_RESTART, 0) >= 1
 
 
 def _thread(target, **kwargs) -> threading.Thread:
@@ -312,7 +370,7 @@ def _drain(broadcast_id: int) -> bool:
     return True
 
 
-def _reconcile(log: LoadLog, bound, broadcast_id: int, sink: Sink):
+def _reconcile(log: LoadLog, bound, broadcast_id: int, sink: Sink, smtp):
     violations: list[str] = []
     figures: dict = {}
     for check in (
@@ -320,6 +378,10 @@ def _reconcile(log: LoadLog, bound, broadcast_id: int, sink: Sink):
         lambda: reconcile.check_orders(log, bound),
         lambda: reconcile.check_grants(log),
         lambda: reconcile.check_deliveries(broadcast_id, sink.snapshot()),
+        lambda: reconcile.check_webhook_calls(HOOKED, sink.calls_snapshot()),
+        lambda: reconcile.check_notify(
+            HOOKED, Counter(message.message_id for message in smtp.snapshot())
+        ),
     ):
         found, numbers = check()
         violations.extend(found)
@@ -328,6 +390,7 @@ def _reconcile(log: LoadLog, bound, broadcast_id: int, sink: Sink):
         violations.append(f"{len(log.given_up)} calls never got an answer: {log.given_up[:3]}")
     figures["events_total"] = Event.objects.count()
     figures["runs_total"] = ChainRun.objects.count()
+    figures.update(reconcile.event_attempts())
     return figures, violations
 
 
@@ -374,13 +437,33 @@ def _write_report(chaos: Chaos, log: LoadLog, figures: dict, violations: list[st
             "webhook resends after kills (receiver dedupes by idempotency key)",
             figures["at_sink_resends"],
         ),
+        (
+            "webhook calls (call_webhook) / sent / at the sink",
+            f"{figures['webhook_calls']} / {figures['webhook_sent']} / "
+            f"{figures['webhook_at_sink_distinct']}",
+        ),
+        (
+            "webhook call resends at the sink (deduped by Idempotency-Key) / calls retried",
+            f"{figures['webhook_resends']} / {figures['webhook_retried_calls']}",
+        ),
+        (
+            "notify emails queued / sent / at the SMTP sink",
+            f"{figures['notify_messages']} / {figures['notify_sent']} / "
+            f"{figures['notify_at_sink_distinct']}",
+        ),
+        ("notify email resends at the SMTP sink (same Message-ID)", figures["notify_resends"]),
+        (
+            "events processed more than once (attempts >= 2; most attempts)",
+            f"{figures['events_attempts_2_plus']} ({figures['events_attempts_max']})",
+        ),
         ("HTTP answers by status", answers),
         ("calls without an answer (connection refused/reset), retried", log.connection_errors),
         ("calls that succeeded only after a retry", log.retried_calls),
         ("API latency p50 / p95 / p99", _latency(log.latencies)),
         (
-            "still open when the load stopped (events / deliveries)",
-            f"{figures['backlog']['events']} / {figures['backlog']['deliveries']}",
+            "still open when the load stopped (events / deliveries / emails / webhook calls)",
+            f"{figures['backlog']['events']} / {figures['backlog']['deliveries']} / "
+            f"{figures['backlog']['messages']} / {figures['backlog']['webhook_calls']}",
         ),
         ("drain after the load stopped", f"{figures['drain_seconds']} s"),
     ]
@@ -393,6 +476,14 @@ def _write_report(chaos: Chaos, log: LoadLog, figures: dict, violations: list[st
         ),
         ("granted + remaining == initial (stock and budget)", len(figures["stock"]) + 1),
         ("every planned delivery sent and at the sink", figures["planned"]),
+        (
+            "one webhook call per stamp grant, sent, at the sink, received <= attempts",
+            figures["webhook_grants"],
+        ),
+        (
+            "one notify email per stamp grant, sent, at the SMTP sink, received <= attempts",
+            figures["notify_messages"],
+        ),
     ]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = "CI mode" if MODE == "ci" else "Long mode"
