@@ -118,6 +118,9 @@ AXES_FAILURE_LIMIT = env.int("GAMBIT_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("GAMBIT_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Lockouts expire after the cool-off; `manage.py axes_reset_username NAME` lifts one early. Its
+# admin pages stay off: operators have nothing to do there, and they come untranslated.
+AXES_ENABLE_ADMIN = False
 
 # --- Content-Security-Policy (django-csp): the back-office and the API docs load only their own
 # static files; inline style attributes stay allowed because the Django admin writes them.
