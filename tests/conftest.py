@@ -108,6 +108,27 @@ class Worker:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
         return result.returncode == 0
 
+    def wait_idle(self, *, timeout: float = 60) -> None:
+        """Wait until no task of this worker runs, waits or sits in its queues."""
+        from config.celery import app
+
+        broker = redis.Redis.from_url(
+            self.env_overrides.get("CELERY_BROKER_URL") or settings.CELERY_BROKER_URL
+        )
+        queues = self.queues.split(",")
+
+        def idle() -> bool:
+            if any(broker.llen(queue) for queue in queues):
+                return False
+            inspector = app.control.inspect(destination=[self.node], timeout=1)
+            for probe in (inspector.active, inspector.reserved, inspector.scheduled):
+                if any((probe() or {}).values()):
+                    return False
+            return True
+
+        # Twice in a row: a task that finishes may have just enqueued its successor.
+        wait_until(lambda: idle() and idle(), timeout=timeout, interval=0.2)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -131,12 +152,22 @@ def flushed_broker():
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, flushed_broker) -> Iterator[Worker]:
-    """One worker for the whole session; tests using it need `transaction=True`."""
+def session_worker(django_db_setup, django_db_blocker, flushed_broker) -> Iterator[Worker]:
     with django_db_blocker.unblock():
         worker = Worker().start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def celery_worker(transactional_db, session_worker) -> Iterator[Worker]:
+    """One worker for the whole session; tests using it need `transaction=True`.
+
+    Torn down before the database is flushed, it waits for the worker to go idle: a task still
+    holding row locks when the flush truncates every table can deadlock the flush.
+    """
+    yield session_worker
+    session_worker.wait_idle()
 
 
 @pytest.fixture
