@@ -369,6 +369,8 @@ NOTIFICATIONS_BATCH_SIZE = env.int("NOTIFICATIONS_BATCH_SIZE", default=200)
 NOTIFICATIONS_SEND_THREADS = env.int("NOTIFICATIONS_SEND_THREADS", default=8)
 NOTIFICATIONS_SENDERS_PER_BROADCAST = env.int("NOTIFICATIONS_SENDERS_PER_BROADCAST", default=4)
 NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+# Claims a message may lose with a dead sender before it fails (it may be what kills them).
+NOTIFICATIONS_MAX_LOST_CLAIMS = env.int("NOTIFICATIONS_MAX_LOST_CLAIMS", default=20)
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=2.0)
 NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=300.0)
 # A provider failing this many times in a row is left alone for the cooldown.

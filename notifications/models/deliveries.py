@@ -40,7 +40,9 @@ class Delivery(models.Model):
     """One message to one customer: at most one per (broadcast, customer).
 
     `attempts` doubles as the claim token: a sender marks only rows still `sending` with the
-    attempt number it claimed, so a stale sender can never overwrite a newer attempt.
+    attempt number it claimed, so a stale sender can never overwrite a newer attempt. Claims
+    lost with their sender (a killed worker) count in `lost_claims`, not against the provider's
+    retry budget: the provider was never asked.
     """
 
     broadcast = models.ForeignKey(
@@ -67,6 +69,14 @@ class Delivery(models.Model):
     reason = models.CharField(_("reason"), max_length=64, blank=True)
     error = models.TextField(_("last error"), blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    lost_claims = models.PositiveSmallIntegerField(
+        _("claims lost with their sender"),
+        default=0,
+        help_text=_(
+            "Times a sender took this message and stopped responding before it reported back "
+            "(a worker restarted or killed)."
+        ),
+    )
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import structlog
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from redis.exceptions import RedisError
 
 from notifications import circuit, ratelimit
 from notifications.backends import (
@@ -81,7 +82,7 @@ def _send_one(session: Session, claimed: Claimed, message: Message) -> Outcome:
             provider_error=failure.provider_fault,
         )
     except TransientFailure as failure:
-        if claimed.attempts >= settings.NOTIFICATIONS_MAX_ATTEMPTS:
+        if claimed.provider_attempts >= settings.NOTIFICATIONS_MAX_ATTEMPTS:
             return Outcome(
                 claimed.id,
                 claimed.attempts,
@@ -96,7 +97,7 @@ def _send_one(session: Session, claimed: Claimed, message: Message) -> Outcome:
             DeliveryStatus.QUEUED,
             "",
             f"{failure.reason}: {failure}",
-            delay=retry_delay(claimed.attempts, failure.retry_after),
+            delay=retry_delay(claimed.provider_attempts, failure.retry_after),
             provider_error=True,
         )
     except Exception as error:
@@ -148,7 +149,15 @@ class Batch:
                 claimed, message = self.work.get_nowait()
             except queue.Empty:
                 return
-            if not self._wait_for_slots():
+            try:
+                reserved = self._wait_for_slots()
+            except RedisError:
+                # The shared rate limit is out of reach (Redis restarting): nothing is sent
+                # unmetered. The batch stops and hands its messages back, unattempted.
+                logger.warning("rate_limit_unreachable", delivery=claimed.id)
+                self.stop.set()
+                reserved = False
+            if not reserved:
                 self.results.put(release(claimed))
                 continue
             outcome = _send_one(session, claimed, message)
@@ -245,13 +254,13 @@ class Batch:
             state, error_count, pause_after = renew_claims(
                 broadcast_id=self.broadcast_id, ids=sorted(self.pending)
             )
-        if self.heartbeat is not None:
-            self.heartbeat()
-        errors = sum(1 for outcome in outcomes if outcome.provider_error)
-        if errors and circuit.record_errors(self.backend.key, errors):
-            logger.warning("circuit_opened", channel=self.backend.key)
-        elif not errors and any(outcome.status == DeliveryStatus.SENT for outcome in outcomes):
-            circuit.record_success(self.backend.key)
+        try:
+            self._share(outcomes)
+        except RedisError:
+            # The loop's lease and the circuit live in Redis. While it restarts the batch stops:
+            # its outcomes are in PostgreSQL, what it has not sent goes back unattempted.
+            logger.warning("shared_state_unreachable", broadcast=self.broadcast_id)
+            self.stop.set()
         if self.broadcast_id is None:
             return
         self.report.state = state
@@ -261,8 +270,24 @@ class Batch:
             pause_for_errors(broadcast_id=self.broadcast_id, errors=error_count)
             self.report.state = BroadcastState.PAUSED
             self.stop.set()
-        elif circuit.open_for(self.backend.key):
+        elif self._circuit_open():
             self.stop.set()
+
+    def _share(self, outcomes: list[Outcome]) -> None:
+        """Renew the loop's lease and tell the provider's circuit what this flush saw."""
+        if self.heartbeat is not None:
+            self.heartbeat()
+        errors = sum(1 for outcome in outcomes if outcome.provider_error)
+        if errors and circuit.record_errors(self.backend.key, errors):
+            logger.warning("circuit_opened", channel=self.backend.key)
+        elif not errors and any(outcome.status == DeliveryStatus.SENT for outcome in outcomes):
+            circuit.record_success(self.backend.key)
+
+    def _circuit_open(self) -> bool:
+        try:
+            return bool(circuit.open_for(self.backend.key))
+        except RedisError:
+            return True
 
 
 def rate_buckets(channel: str, broadcast: Broadcast | None) -> list[tuple[str, float]]:

@@ -41,7 +41,14 @@ class Claimed:
     address: str
     attempts: int
     claimed_at: dt.datetime
+    lost_claims: int = 0
     rendered: dict[str, Any] | None = None
+
+    @property
+    def provider_attempts(self) -> int:
+        """Times the provider was (or is now being) asked: claims lost with a dead sender
+        never reached it."""
+        return self.attempts - self.lost_claims
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Outcome:
     delay: float = 0.0
     release: bool = False
     provider_error: bool = False
+    # The sender holding the claim died: back to queued, counted in `lost_claims`.
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ def _claim_batch_sql() -> str:
                 {d_claimed_at} = %s, {d_updated_at} = %s
             FROM picked WHERE d.{d_id} = picked.{d_id}
             RETURNING d.{d_id}, d.{d_customer_id}, d.{d_address}, d.{d_attempts},
-                      d.{d_claimed_at}"""
+                      d.{d_claimed_at}, d.{d_lost_claims}"""
         )
     )
 
@@ -113,7 +122,7 @@ def _claim_single_sql() -> str:
             WHERE {d_id} = %s AND {d_broadcast_id} IS NULL AND {d_status} = {status_queued}
               AND ({d_next_attempt_at} IS NULL OR {d_next_attempt_at} <= %s)
             RETURNING {d_id}, {d_customer_id}, {d_address}, {d_attempts}, {d_claimed_at},
-                      {d_rendered}"""
+                      {d_lost_claims}, {d_rendered}"""
         )
     )
 
@@ -151,9 +160,10 @@ def _flush_sql() -> str:
             """
             WITH u AS (
               SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[],
-                                   %s::text[], %s::float8[], %s::bool[], %s::bool[])
+                                   %s::text[], %s::float8[], %s::bool[], %s::bool[],
+                                   %s::bool[])
                 AS u(id, attempts, status, reason, error, provider_id, delay, release,
-                     provider_error)),
+                     provider_error, lost)),
             cancelled AS (
               SELECT EXISTS (SELECT 1 FROM {broadcasts}
                              WHERE {b_id} = %s AND {b_state} = {state_cancelled}) AS yes),
@@ -173,6 +183,7 @@ def _flush_sql() -> str:
                                            ELSE NULL END,
                 {d_attempts} = CASE WHEN u.release THEN d.{d_attempts} - 1
                                     ELSE d.{d_attempts} END,
+                {d_lost_claims} = d.{d_lost_claims} + CASE WHEN u.lost THEN 1 ELSE 0 END,
                 {d_claimed_at} = NULL,
                 {d_updated_at} = %s
               FROM u
@@ -234,6 +245,7 @@ def flush(
         [o.delay for o in outcomes],
         [o.release for o in outcomes],
         [o.provider_error for o in outcomes],
+        [o.lost for o in outcomes],
     )
     with cursor() as opened:
         opened.execute(

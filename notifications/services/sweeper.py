@@ -20,29 +20,33 @@ logger = structlog.get_logger(__name__)
 
 # Rows of one kind a sweep takes on; the next sweep takes the rest.
 SWEEP_CHUNK = 10_000
+LOST_CLAIMS_EXHAUSTED = "senders_lost"
 
 
 def _requeue_stale_claims(stale_before: dt.datetime) -> int:
-    """Claims nobody renewed: their sender died. Back to queued (the attempt counts), or failed
-    once the attempts are used up, through the same conditional flush as any outcome."""
+    """Claims nobody renewed: their sender died. Back to queued, the claim counted as lost
+    (not as a provider attempt), through the same conditional flush as any outcome. A message
+    whose senders keep dying with it (one that crashes the worker) fails once
+    NOTIFICATIONS_MAX_LOST_CLAIMS claims are lost, rather than kill workers for ever."""
     stale = list(
         Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=stale_before)
         .order_by("broadcast_id", "pk")
-        .values_list("pk", "broadcast_id", "attempts")[:SWEEP_CHUNK]
+        .values_list("pk", "broadcast_id", "attempts", "lost_claims")[:SWEEP_CHUNK]
     )
     if not stale:
         return 0
     logger.warning("stale_claims_requeued", count=len(stale))
     by_broadcast: dict[int | None, list[Outcome]] = {}
-    for pk, broadcast_id, attempts in stale:
-        exhausted = attempts >= settings.NOTIFICATIONS_MAX_ATTEMPTS
+    for pk, broadcast_id, attempts, lost_claims in stale:
+        exhausted = lost_claims + 1 >= settings.NOTIFICATIONS_MAX_LOST_CLAIMS
         by_broadcast.setdefault(broadcast_id, []).append(
             Outcome(
                 pk,
                 attempts,
                 DeliveryStatus.FAILED if exhausted else DeliveryStatus.QUEUED,
-                "retries_exhausted" if exhausted else "",
+                LOST_CLAIMS_EXHAUSTED if exhausted else "",
                 "the sender stopped responding",
+                lost=True,
             )
         )
     for owner_id, outcomes in by_broadcast.items():

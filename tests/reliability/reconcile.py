@@ -211,7 +211,15 @@ def check_deliveries(broadcast_id: int, received: Counter) -> tuple[list[str], d
     if broadcast.state != "completed":
         violations.append(f"broadcast is {broadcast.state} ({broadcast.state_reason})")
     if statuses.get("sent", 0) != planned or planned != broadcast.planned:
-        violations.append(f"deliveries {dict(statuses)}, broadcast planned {broadcast.planned}")
+        unsent = Counter(
+            Delivery.objects.filter(broadcast_id=broadcast_id)
+            .exclude(status="sent")
+            .values_list("status", "reason", "attempts", "lost_claims")
+        )
+        violations.append(
+            f"deliveries {dict(statuses)}, broadcast planned {broadcast.planned}; not sent by "
+            f"(status, reason, attempts, lost claims): {dict(unsent)}"
+        )
     missing = sent_ids - set(received)
     unknown = set(received) - sent_ids
     if missing:
