@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("notifications", "0006_operator_experience")]
+    dependencies = [("notifications", "0005_drop_stale_index")]
 
     operations = [
         migrations.AddField(
