@@ -25,8 +25,8 @@ install: $(BIN)/python
 
 # Debian packages the tests need: the browser the e2e tests drive, gettext for catalogs.
 system-deps:
-	@command -v chromium >/dev/null && command -v msgfmt >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; }
+	@command -v chromium >/dev/null && command -v msgfmt >/dev/null && fc-list :lang=zh | grep -q . || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext fonts-noto-cjk >/dev/null; }
 
 # PostgreSQL and Redis: installed from Debian packages when missing, started when stopped.
 services:

@@ -26,6 +26,7 @@ LAUNCH_TEST = "activities.experiments.tasks.launch_test_task"
 DECIDE_EXPERIMENT = "activities.experiments.tasks.decide_experiment_task"
 ROLL_OUT = "activities.experiments.tasks.roll_out_task"
 CATCH_UP_EXPERIMENTS = "activities.experiments.tasks.catch_up_experiments_task"
+ISSUE_BENEFIT = "activities.tasks.issue_benefit_task"
 
 # The storefront waits on this send: a broker blip is retried briefly before the event is
 # left to the sweeper.
@@ -60,3 +61,11 @@ def launch_test_on_commit(*, experiment_id: int) -> None:
 
 def roll_out_on_commit(*, experiment_id: int) -> None:
     enqueue.on_commit(ROLL_OUT, args=(experiment_id,))
+
+
+def issue_benefit(*, issue_id: int) -> bool:
+    return enqueue.send(ISSUE_BENEFIT, args=(issue_id,))
+
+
+def issue_benefit_on_commit(*, issue_id: int) -> None:
+    enqueue.on_commit(ISSUE_BENEFIT, args=(issue_id,))

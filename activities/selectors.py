@@ -22,6 +22,7 @@ from activities.models import (
     GrantState,
     Participation,
     ParticipationCounter,
+    Streak,
 )
 from core.db.compiled_queries import CompiledQuery
 from core.rules import MISSING, dig
@@ -138,7 +139,7 @@ def other_activity_value(*, activity_code: str, customer_id: int, path: list[str
 
 
 def event_with_runs(*, event_id: Any, client_id: Any) -> Event | None:
-    runs = ChainRun.objects.select_related("activity").prefetch_related(
+    runs = ChainRun.objects.select_related("activity", "waiting__channel").prefetch_related(
         Prefetch("grants", queryset=Grant.objects.select_related("benefit"))
     )
     return (
@@ -154,6 +155,29 @@ def customer_grants(*, external_id: str, state: str | None = None) -> QuerySet[G
     )
     if state:
         queryset = queryset.filter(state=state)
+    return queryset.order_by("-created_at", "-pk")
+
+
+COUPON_STATES = ("usable", "redeemed", "expired")
+
+
+def customer_coupons(
+    *, external_id: str, state: str | None = None, now: dt.datetime
+) -> QuerySet[Grant]:
+    """A customer's coupons. `usable`: issued and not past its end; `expired` counts those
+    past their end that the expiry sweep has not reached yet."""
+    queryset = Grant.objects.filter(
+        customer__external_id=external_id, code__isnull=False
+    ).select_related("benefit", "activity")
+    not_ended = Q(valid_until__isnull=True) | Q(valid_until__gt=now)
+    if state == "usable":
+        queryset = queryset.filter(not_ended, state=GrantState.ISSUED)
+    elif state == "redeemed":
+        queryset = queryset.filter(state=GrantState.REDEEMED)
+    elif state == "expired":
+        queryset = queryset.filter(
+            Q(state=GrantState.EXPIRED) | Q(state=GrantState.ISSUED, valid_until__lte=now)
+        )
     return queryset.order_by("-created_at", "-pk")
 
 
@@ -232,3 +256,15 @@ def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotat
 
 def event_state(*, event_id: Any) -> str | None:
     return Event.objects.filter(pk=event_id).values_list("state", flat=True).first()
+
+
+def streak_of(*, activity_id: int, customer_id: int, key: str) -> Streak | None:
+    return Streak.objects.filter(activity_id=activity_id, customer_id=customer_id, key=key).first()
+
+
+def customer_progress_base(*, activity: Activity, customer_id: int) -> dict[str, Any]:
+    """The part of a customer's progress every activity has: benefit balances."""
+    balances = benefit_balances(activity_id=activity.pk, customer_id=customer_id)
+    return {
+        code: balances.get(code, 0) for code in activity.benefits.values_list("code", flat=True)
+    }

@@ -8,7 +8,16 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from activities import enqueue
-from activities.services import event_attempts, events, lifecycle, webhooks
+from activities.services import (
+    coupon_expiry,
+    coupon_issue,
+    event_attempts,
+    events,
+    journeys,
+    lifecycle,
+    settlement,
+    webhooks,
+)
 
 
 @shared_task(
@@ -67,6 +76,20 @@ def call_webhook_task(self, call_id: int) -> None:
         raise self.retry(countdown=retry_in)
 
 
+# Beat's sweep of due waiting runs: each row is claimed with SKIP LOCKED and resumed in the
+# claiming transaction, so overlapping sweeps share the work and a killed one loses nothing.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.GAMBIT_JOURNEY_SWEEP_SECONDS + 30,
+    time_limit=settings.GAMBIT_JOURNEY_SWEEP_SECONDS + 60,
+)
+def resume_due_waits_task() -> int:
+    return journeys.resume_due(
+        limit=settings.GAMBIT_JOURNEY_BATCH, seconds=settings.GAMBIT_JOURNEY_SWEEP_SECONDS
+    )
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def sweep_webhook_calls_task() -> int:
     return webhooks.sweep_webhook_calls(
@@ -107,3 +130,51 @@ def exhaust_activity_task(activity_id: int) -> bool:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def catch_up_activities_task() -> dict[str, list[str]]:
     return lifecycle.catch_up()
+
+
+# Gameplays: teams and help requests past their lifetime expire; ended activities are settled
+# (leaderboard prizes) under their Settlement row's lock, once, however often beat fires.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    max_retries=8,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def settle_gameplays_task() -> dict[str, int]:
+    return settlement.settle_gameplays()
+
+
+# --- Coupons: issuing to a segment (pages under the issue's row lock, so a second copy of the
+# task just waits its turn) and the nightly expiry in short batches.
+
+
+@shared_task(
+    name=enqueue.ISSUE_BENEFIT,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    max_retries=8,
+    soft_time_limit=settings.GAMBIT_ISSUE_SECONDS + 60,
+    time_limit=settings.GAMBIT_ISSUE_SECONDS + 90,
+)
+def issue_benefit_task(issue_id: int) -> str:
+    outcome = coupon_issue.run_issue(issue_id=issue_id, seconds=settings.GAMBIT_ISSUE_SECONDS)
+    if outcome == "more":
+        enqueue.issue_benefit(issue_id=issue_id)
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def resume_stalled_issues_task() -> int:
+    return coupon_issue.resume_stalled_issues(
+        older_than=dt.timedelta(seconds=settings.GAMBIT_ISSUE_STALLED_SECONDS)
+    )
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def expire_coupons_task() -> int:
+    return coupon_expiry.expire_due_coupons()

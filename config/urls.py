@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.admin.language import set_own_language
 from observability.health import health_view
 from observability.metrics import metrics_view
 
 urlpatterns = [
+    path("admin/language/", set_own_language, name="gambit_set_language"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("config.api_router")),

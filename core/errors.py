@@ -4,6 +4,13 @@ the API answers with. Apps subclass these; the kernel's exception handler needs 
 from typing import Any
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "detail": message}
+    if details is not None:
+        body["errors"] = details
+    return body
+
+
 class GambitError(Exception):
     code = "error"
     http_status = 400

@@ -21,6 +21,7 @@ from typing import Any
 from django.db.models import BooleanField, ExpressionWrapper, Q, Value
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact
+from django.utils.translation import gettext as _
 
 MAX_DEPTH = 12
 MAX_NODES = 500
@@ -104,17 +105,25 @@ def _parse(
 ) -> Node:
     counter[0] += 1
     if counter[0] > MAX_NODES:
-        raise RuleError(path, f"A rule may have at most {MAX_NODES} conditions.", "rule_too_large")
+        raise RuleError(
+            path,
+            _("A rule may have at most %(count)d conditions.") % {"count": MAX_NODES},
+            "rule_too_large",
+        )
     if depth > MAX_DEPTH:
-        raise RuleError(path, f"A rule may nest at most {MAX_DEPTH} levels.", "rule_too_deep")
+        raise RuleError(
+            path,
+            _("A rule may nest at most %(count)d levels.") % {"count": MAX_DEPTH},
+            "rule_too_deep",
+        )
     if not isinstance(tree, Mapping):
-        raise RuleError(path, "Expected an object with all, any, not or field.")
+        raise RuleError(path, _("Expected a condition or a group of conditions."))
     keys = set(tree)
     for group, cls in (("all", All), ("any", AnyOf)):
         if keys == {group}:
             items = tree[group]
             if not isinstance(items, list) or not items:
-                raise RuleError(_join(path, group), "Expected a non-empty list of conditions.")
+                raise RuleError(_join(path, group), _("A group needs at least one condition."))
             return cls(
                 tuple(
                     _parse(item, check_field, f"{_join(path, group)}[{i}]", depth + 1, counter)
@@ -125,7 +134,11 @@ def _parse(
         return Not(_parse(tree["not"], check_field, _join(path, "not"), depth + 1, counter))
     if "field" in keys and keys <= {"field", "op", "value"}:
         return _parse_condition(tree, check_field, path)
-    raise RuleError(path, f"Unexpected keys {sorted(keys)}; use all, any, not or field/op/value.")
+    raise RuleError(
+        path,
+        _("Unexpected keys %(keys)s; use all, any, not or field/op/value.")
+        % {"keys": sorted(keys)},
+    )
 
 
 def _parse_condition(
@@ -133,12 +146,13 @@ def _parse_condition(
 ) -> Condition:
     field = tree["field"]
     if not isinstance(field, str) or not field:
-        raise RuleError(_join(path, "field"), "Expected a field name such as event.score.")
+        raise RuleError(_join(path, "field"), _("Choose a field."))
     op = tree.get("op", "eq")
     if op not in OPERATORS:
         raise RuleError(
             _join(path, "op"),
-            f"Unknown operator {op!r}; use one of {', '.join(OPERATORS)}.",
+            _("Unknown operator %(op)r; use one of %(known)s.")
+            % {"op": op, "known": ", ".join(OPERATORS)},
             "unknown_operator",
         )
     if check_field is not None:
@@ -152,23 +166,25 @@ def _parse_condition(
         if value is MISSING:
             value = True
         if not isinstance(value, bool):
-            raise RuleError(value_path, "exists takes true or false.", "invalid_value")
+            raise RuleError(value_path, _("“is present” takes yes or no."), "invalid_value")
     elif value is MISSING:
-        raise RuleError(value_path, f"Operator {op} needs a value.", "invalid_value")
+        raise RuleError(value_path, _("Give a value."), "invalid_value")
     elif op in ("in", "not_in"):
         if not isinstance(value, list) or len(value) > MAX_LIST_VALUES:
             raise RuleError(
                 value_path,
-                f"{op} takes a list of at most {MAX_LIST_VALUES} values.",
+                _("Give a list of at most %(count)d values.") % {"count": MAX_LIST_VALUES},
                 "invalid_value",
             )
         value = tuple(value)
     elif op == "between":
         if not isinstance(value, list) or len(value) != 2:
-            raise RuleError(value_path, "between takes a list [low, high].", "invalid_value")
+            raise RuleError(
+                value_path, _("“is between” takes two values, from and to."), "invalid_value"
+            )
         value = tuple(value)
     elif isinstance(value, (dict, list)):
-        raise RuleError(value_path, f"{op} takes a single value.", "invalid_value")
+        raise RuleError(value_path, _("Give a single value."), "invalid_value")
     return Condition(field=field, op=op, value=value)
 
 

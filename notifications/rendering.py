@@ -37,8 +37,10 @@ CUSTOMER_FIELDS = (
 )
 BROADCAST_FIELDS = ("name",)
 ACTIVITY_FIELDS = ("code",)
+# The customer's own coupon, in the message that follows an issue to a segment.
+COUPON_FIELDS = ("code", "valid_until", "value")
 # Roots that only a chain run provides (the `notify` processor); a broadcast has no event.
-TRANSACTIONAL_ROOTS = frozenset({"event", "vars", "activity"})
+TRANSACTIONAL_ROOTS = frozenset({"event", "vars", "activity", "coupon"})
 
 ALLOWED_FILTERS = (
     "default",
@@ -184,6 +186,8 @@ def placeholder_problem(parts: list[str | int], *, transactional: bool) -> str |
             return _("only a message sent from an activity chain has %(root)s") % {"root": root}
         if root == "activity":
             return None if len(rest) == 1 and rest[0] in ACTIVITY_FIELDS else _("unknown field")
+        if root == "coupon":
+            return None if len(rest) == 1 and rest[0] in COUPON_FIELDS else _("unknown field")
         return None if rest else _("name a field of %(root)s") % {"root": root}
     return _("unknown placeholder")
 

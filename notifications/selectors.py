@@ -6,8 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Count, Q
+
 from notifications import activity_senders
-from notifications.models import Broadcast, BroadcastState, Delivery, NotificationTemplate
+from notifications.backends import backend_class
+from notifications.models import (
+    Broadcast,
+    BroadcastState,
+    Delivery,
+    NotificationTemplate,
+    SkipReason,
+)
+from segments.selectors import segment_customers
 
 # A broadcast in these states has sent, or will send, its template.
 LIVE_BROADCAST_STATES = (BroadcastState.SCHEDULED, BroadcastState.SENDING, BroadcastState.PAUSED)
@@ -71,3 +81,29 @@ def template_ever_sent(*, template: NotificationTemplate) -> bool:
     return Delivery.objects.filter(
         broadcast__isnull=True, rendered__template=template.code
     ).exists()
+
+
+def audience_preview(*, segment_id: int, channel: str) -> dict[str, Any]:
+    """Who a broadcast of `channel` to the segment would reach now, in one aggregate query:
+    the members, and those the planner will skip for reasons known before sending
+    (unsubscribed, no consent, no address; first reason wins, as in the planner). Quiet hours
+    and frequency caps depend on the moment each message goes out and are decided then."""
+    backend = backend_class(channel)
+    subscribed = Q(unsubscribed_at__isnull=True)
+    consenting = subscribed & (Q(**{backend.consent_field: True}) if backend.consent_field else Q())
+    counts = segment_customers(segment_id=segment_id).aggregate(
+        members=Count("pk"),
+        unsubscribed=Count("pk", filter=~subscribed),
+        no_consent=Count("pk", filter=subscribed & ~consenting),
+        no_address=Count("pk", filter=consenting & Q(**{backend.address_field: ""})),
+    )
+    skipped = {
+        reason: counts[reason]
+        for reason in (SkipReason.UNSUBSCRIBED, SkipReason.NO_CONSENT, SkipReason.NO_ADDRESS)
+        if counts[reason]
+    }
+    return {
+        "members": counts["members"],
+        "reachable": counts["members"] - sum(skipped.values()),
+        "skipped": skipped,
+    }

@@ -4,20 +4,29 @@ count preview, sample, static member uploads, snapshots)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms, http
 from django.contrib import admin, messages
+from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
+from reversion_compare.admin import CompareVersionAdmin
+from reversion_compare.helpers import html_diff
 
 from core.admin.base import TransitionAdminMixin, TransitionButton
+from core.admin.condition_text import condition_text
+from core.admin.widgets import ConditionTreeWidget
 from core.errors import GambitError
 from core.rules import RuleError
 from segments.models import PROFILE_FIELDS, Customer, Order, Segment, Tag
+from segments.rule_catalog import segment_fields
+from segments.selectors import rule_members
 from segments.services.cleansing import known_timezones
 from segments.services.customers import export_customers_csv, import_customers_csv
 from segments.services.orders import transition_order
@@ -32,6 +41,7 @@ from segments.tasks import refresh_segment_snapshot_task
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 SAMPLE_SIZE = 20
+RECENT_ORDERS = 20
 QUALITY_CODES = {
     "invalid_date": _("invalid birthday"),
     "future_date": _("birthday in the future"),
@@ -43,6 +53,13 @@ QUALITY_CODES = {
 
 
 # --- customers -----------------------------------------------------------------------------------
+
+
+def _field_label(name: str) -> str:
+    try:
+        return str(Customer._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:
+        return name
 
 
 class DataQualityFilter(admin.SimpleListFilter):
@@ -104,7 +121,7 @@ class CustomerAdmin(admin.ModelAdmin):
     list_filter = [DataQualityFilter, "level", "email_consent", "sms_consent", "wechat_consent"]
     search_fields = ["=external_id", "name", "=email", "=phone"]
     autocomplete_fields = ["tag_set"]
-    readonly_fields = ["quality_flags", "created_at", "updated_at"]
+    readonly_fields = ["quality_text", "recent_orders", "created_at", "updated_at"]
     actions = ["export_csv"]
     # Millions of rows: never count the whole table for the paginator's "of N".
     show_full_result_count = False
@@ -112,6 +129,48 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description=_("flags"))
     def flag_count(self, customer: Customer) -> int:
         return len(customer.quality_flags or [])
+
+    @admin.display(description=_("latest orders"))
+    def recent_orders(self, customer: Customer) -> str:
+        orders = customer.orders.order_by("-placed_at", "-pk")[:RECENT_ORDERS]
+        if not orders:
+            return "-"
+        return format_html_join(
+            "",
+            '<div><a href="{}">{}</a> {} {} ({})</div>',
+            (
+                (
+                    reverse("admin:segments_order_change", args=[order.pk]),
+                    order.external_id,
+                    order.amount,
+                    order.currency,
+                    order.get_state_display(),
+                )
+                for order in orders
+            ),
+        )
+
+    @admin.display(description=_("data-quality flags"))
+    def quality_text(self, customer: Customer) -> str:
+        """Each flag in words: which field, what was wrong, the value that was refused."""
+        flags = customer.quality_flags or []
+        if not flags:
+            return "-"
+        return format_html_join(
+            "",
+            "<div>{}</div>",
+            (
+                (
+                    _("%(field)s: %(problem)s (received: %(value)s)")
+                    % {
+                        "field": _field_label(flag.get("field", "")),
+                        "problem": QUALITY_CODES.get(flag.get("code", ""), flag.get("code", "")),
+                        "value": flag.get("value", ""),
+                    },
+                )
+                for flag in flags
+            ),
+        )
 
     @admin.action(description=_("Export selected customers to CSV"))
     def export_csv(self, request: http.HttpRequest, queryset: Any) -> http.StreamingHttpResponse:
@@ -132,7 +191,7 @@ class CustomerAdmin(admin.ModelAdmin):
         ]
 
     def import_csv_view(self, request: http.HttpRequest) -> http.HttpResponse:
-        if not self.has_add_permission(request) or not self.has_change_permission(request):
+        if not request.user.has_perm("segments.import_customers"):
             raise http.Http404
         form = CsvImportForm(request.POST or None, request.FILES or None)
         result = None
@@ -164,6 +223,20 @@ class CustomerAdmin(admin.ModelAdmin):
             "form": form,
             "result": result,
             "rejected": result.rejected[:200] if result else [],
+            "flagged": [
+                {
+                    **row,
+                    "problems": [
+                        {
+                            "field": _field_label(flag.get("field", "")),
+                            "problem": QUALITY_CODES.get(flag.get("code", ""), flag.get("code")),
+                            "value": flag.get("value", ""),
+                        }
+                        for flag in row["flags"]
+                    ],
+                }
+                for row in (result.flagged_rows[:200] if result else [])
+            ],
         }
         return TemplateResponse(request, "admin/segments/customer/import_csv.html", context)
 
@@ -235,21 +308,44 @@ class OrderAdmin(TransitionAdminMixin, admin.ModelAdmin):
 
 
 class SegmentForm(forms.ModelForm):
+    """The rule is built in the condition builder (fields picked by label, values typed by
+    field, a live count); a static segment has no rule, its members are uploaded."""
+
     class Meta:
         model = Segment
         fields = ["code", "name", "description", "kind", "rule"]
+        help_texts = {
+            "rule": _(
+                "Who is in the segment: pick customer fields, tags or order figures; the count "
+                "below follows every change."
+            )
+        }
+
+    class Media:
+        js = ("segments/segment_form.js",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["rule"].widget = ConditionTreeWidget(
+            fields=segment_fields(), count_url=reverse("admin:segments_segment_count")
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("kind") == Segment.Kind.STATIC:
+            # The builder is hidden for a static segment: a rule left in it is dropped.
+            data["rule"] = None
+            self.errors.pop("rule", None)
         if "kind" in data and "rule" not in self.errors:
             try:
                 validate_segment_rule(kind=data["kind"], rule=data.get("rule"))
             except GambitError as error:
-                for detail in error.details or [{"path": "", "message": error.message}]:
-                    where = detail.get("path") or ""
-                    self.add_error(
-                        "rule", f"{where}: {detail['message']}" if where else detail["message"]
-                    )
+                details = error.details or [{"path": "", "message": error.message}]
+                self.fields["rule"].widget.errors = [
+                    {"path": d.get("path") or "", "message": d["message"]} for d in details
+                ]
+                for detail in details:
+                    self.add_error("rule", detail["message"])
         return data
 
 
@@ -295,7 +391,7 @@ def _split(text: str) -> list[str]:
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(CompareVersionAdmin):
     form = SegmentForm
     change_form_template = "admin/segments/segment/change_form.html"
     list_display = ["code", "name", "kind", "member_count", "counted_at", "snapshot_at"]
@@ -304,8 +400,20 @@ class SegmentAdmin(admin.ModelAdmin):
     readonly_fields = ["member_count", "counted_at", "snapshot_at", "created_at", "updated_at"]
     actions = ["count_members", "refresh_snapshots"]
 
+    def compare_rule(self, obj_compare: Any) -> str:
+        """The rule's history as text, never as JSON."""
+        return html_diff(
+            condition_text(obj_compare.value1 if isinstance(obj_compare.value1, dict) else None),
+            condition_text(obj_compare.value2 if isinstance(obj_compare.value2, dict) else None),
+        )
+
     def get_urls(self) -> list[Any]:
         return [
+            path(
+                "count/",
+                self.admin_site.admin_view(self.count_view),
+                name="segments_segment_count",
+            ),
             path(
                 "<int:segment_id>/preview/",
                 self.admin_site.admin_view(self.preview_view),
@@ -336,6 +444,28 @@ class SegmentAdmin(admin.ModelAdmin):
                 lambda segment_id=segment_id: refresh_segment_snapshot_task.delay(segment_id)
             )
         self.message_user(request, _("%(count)d snapshot refreshes queued.") % {"count": len(ids)})
+
+    def count_view(self, request: http.HttpRequest) -> http.JsonResponse:
+        """The rule builder's live count: POST `rule` (JSON) -> {count, sample} or {errors}."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise http.Http404
+        try:
+            rule = json.loads(request.POST.get("rule") or "null")
+        except ValueError:
+            return http.JsonResponse({"errors": [{"path": "", "message": _("Invalid rule.")}]})
+        try:
+            validate_segment_rule(kind=Segment.Kind.DYNAMIC, rule=rule)
+        except GambitError as error:
+            return http.JsonResponse({"errors": error.details or []})
+        members = rule_members(rule=rule)
+        sample = [
+            {
+                "label": str(customer),
+                "url": reverse("admin:segments_customer_change", args=[customer.pk]),
+            }
+            for customer in members.order_by("pk")[:SAMPLE_SIZE]
+        ]
+        return http.JsonResponse({"count": members.count(), "sample": sample})
 
     def preview_view(self, request: http.HttpRequest, segment_id: int) -> http.HttpResponse:
         segment = self.get_object(request, str(segment_id))

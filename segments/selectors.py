@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -21,6 +22,12 @@ def members_of(segment: Segment, *, now: dt.datetime | None = None) -> QuerySet[
         # A dynamic segment whose rule was never written selects nobody, never everybody.
         return Customer.objects.none()
     return Customer.objects.filter(compile_rule(check_rule(segment.rule), now=now))
+
+
+def rule_members(*, rule: Any, now: dt.datetime | None = None) -> QuerySet[Customer]:
+    """The customers an unsaved dynamic rule selects, as one query (the rule builder's live
+    count and sample); RuleError when the rule does not check."""
+    return members_of(Segment(kind=Segment.Kind.DYNAMIC, rule=rule), now=now)
 
 
 def segment_customers(*, segment_id: int, now: dt.datetime | None = None) -> QuerySet[Customer]:

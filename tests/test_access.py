@@ -71,11 +71,18 @@ def test_the_walk_finds_every_storefront_route():
         "api/v1/activities/<str:code>/participation/<str:external_id>/",
         "api/v1/activities/<str:code>/experiment/",
         "api/v1/customers/<str:external_id>/grants/",
+        "api/v1/customers/<str:external_id>/coupons/",
+        "api/v1/coupons/<str:code>/redeem/",
+        "api/v1/coupons/<str:code>/release/",
         "api/v1/customers/bulk/",
         "api/v1/customers/<str:external_id>/",
         "api/v1/orders/<str:external_id>/",
         "api/v1/orders/<str:external_id>/<str:transition>/",
         "api/v1/broadcasts/<int:broadcast_id>/",
+        "api/v1/customers/<str:external_id>/activities/<str:code>/",
+        "api/v1/activities/<str:code>/leaderboard/",
+        "api/v1/activities/<str:code>/teams/<str:team>/",
+        "api/v1/activities/<str:code>/assists/<str:help_request>/",
     }
 
 
@@ -92,7 +99,7 @@ def test_every_api_route_and_method_answers_401_without_a_valid_key(credentials)
             assert response.json()["code"] == "not_authenticated", (method, route)
             assert response["WWW-Authenticate"] == "Api-Key"
             checked += 1
-    assert checked == 11
+    assert checked == 18
 
 
 def test_a_revoked_key_is_refused():

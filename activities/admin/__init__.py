@@ -7,8 +7,10 @@ from django_celery_beat import models as beat
 from . import (  # noqa: F401  (registers)
     activities,
     channels,
+    coupons,
     experiments,
     grants,
+    journeys,
     runs,
     templates,
     webhooks,
@@ -29,3 +31,5 @@ for model in (
 admin.site.site_header = _("Gambit back-office")
 admin.site.site_title = _("Gambit")
 admin.site.index_title = _("Dashboard")
+# The storefront is another site; Gambit serves no public page for "View site" to open.
+admin.site.site_url = None

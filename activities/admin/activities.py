@@ -18,10 +18,10 @@ from django_fsm_log.models import StateLog
 from reversion_compare.admin import CompareVersionAdmin
 
 from activities import selectors_dashboard
+from activities.definitions.gameplays.dry_run import dry_run_from_state
 from activities.engine import registry
-from activities.models import Activity, ActivityState, Benefit, RunOutcome
+from activities.models import COUPON_TERMS, Activity, ActivityState, Benefit, RunOutcome
 from activities.services import approvals, configuration, lifecycle, scheduling
-from activities.services.dry_run import dry_run
 from core.admin.base import (
     ReasonForm,
     ServiceErrorsMixin,
@@ -31,8 +31,13 @@ from core.admin.base import (
 )
 from core.timezones import LocalDateTimeField, LocalDateTimeFormMixin, describe
 
+from . import gameplays
+from .documents import export_view, import_view
 from .dry_run import DryRunForm
+from .figures import figures_view
 from .history import bump_version
+from .journeys import waiting_table
+from .list_filters import ArchivedFilter
 from .runs import mapping_table, trace_table
 
 
@@ -79,6 +84,7 @@ class BenefitInline(admin.TabularInline):
         "stock_total",
         "stock_remaining",
         "per_customer_limit",
+        *COUPON_TERMS,
     ]
     readonly_fields = ["stock_remaining"]
 
@@ -91,7 +97,14 @@ ACTIVITY_BUTTONS = {
     "schedule": TransitionButton(
         run=lambda obj, user, data: lifecycle.schedule_activity(activity=obj, by=user),
         label=_("Schedule"),
-        done=_("Activity {obj.code} is scheduled."),
+        done=lambda activity: (
+            (
+                _("Activity %(code)s is running: its window was already open.")
+                if activity.state == ActivityState.RUNNING
+                else _("Activity %(code)s is scheduled.")
+            )
+            % {"code": activity.code}
+        ),
         help_text=_("Plan the launch and the end; launches at once when the window is open."),
     ),
     "unschedule": TransitionButton(
@@ -137,7 +150,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
     inlines = [BenefitInline]
     transition_buttons = ACTIVITY_BUTTONS
     list_display = ["code", "name", "template", "state_badge", "window", "budget_remaining"]
-    list_filter = ["state", "template", "segment", "starts_at"]
+    list_filter = [ArchivedFilter, "state", "template", "segment", "starts_at"]
     search_fields = ["code", "name", "template__code", "template__name"]
     list_select_related = ["template"]
     date_hierarchy = "starts_at"
@@ -149,6 +162,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
         "budget_remaining",
         "config_version",
         "transition_history",
+        "waiting_now",
         "created_at",
         "updated_at",
     ]
@@ -166,6 +180,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
                     "planned",
                     "config_version",
                     "transition_history",
+                    "waiting_now",
                     "created_at",
                     "updated_at",
                 ]
@@ -231,6 +246,10 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
             StateLog.objects.for_(obj).select_related("by").order_by("-timestamp"), obj
         )
 
+    @admin.display(description=_("customers waiting per step"))
+    def waiting_now(self, obj: Activity) -> str:
+        return waiting_table(obj) if obj.pk is not None else "-"
+
     # --- permissions: only drafts are edited -------------------------------------------------
 
     def has_change_permission(self, request: http.HttpRequest, obj: Any = None) -> bool:
@@ -288,6 +307,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
                 stock_total=data.get("stock_total"),
                 per_customer_limit=data.get("per_customer_limit"),
                 benefit=benefit_form.instance if benefit_form.instance.pk else None,
+                coupon_terms={name: data.get(name) for name in COUPON_TERMS if name in data},
             )
             saved.append((benefit_form, benefit))
         record_saved(formset, saved, deleted_benefits)
@@ -308,6 +328,16 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
         return [
             path("dashboard/", wrap(self.dashboard_view), name="activities_activity_dashboard"),
             path(
+                "gameplays/",
+                wrap(lambda request: gameplays.gallery_view(self, request)),
+                name="activities_activity_gameplays",
+            ),
+            path(
+                "gameplays/<str:code>/",
+                wrap(lambda request, code: gameplays.gameplay_add_view(self, request, code)),
+                name="activities_activity_gameplay_add",
+            ),
+            path(
                 "<path:object_id>/submit/",
                 wrap(self.submit_view),
                 name="activities_activity_submit",
@@ -322,11 +352,48 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
                 wrap(self.dry_run_view),
                 name="activities_activity_dry_run",
             ),
+            path(
+                "import/",
+                wrap(lambda request: import_view(self, request)),
+                name="activities_activity_import",
+            ),
+            path(
+                "<path:object_id>/export/",
+                wrap(lambda request, object_id: export_view(self, request, object_id)),
+                name="activities_activity_export",
+            ),
+            path(
+                "<path:object_id>/figures/",
+                wrap(lambda request, object_id: figures_view(self, request, object_id)),
+                name="activities_activity_figures",
+            ),
             *super().get_urls(),
         ]
 
+    def add_view(
+        self, request: http.HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> http.HttpResponse:
+        # New activities start from the gameplay gallery; a link that already names a template
+        # (`?template=`) or asks for the expert form (`?expert=1`) gets the plain form.
+        if request.method == "GET" and not request.GET and self.has_add_permission(request):
+            return redirect(reverse("admin:activities_activity_gameplays"))
+        return super().add_view(request, form_url, extra_context)
+
     def extra_buttons(self, request: http.HttpRequest, obj: Activity) -> list[dict[str, Any]]:
-        buttons = []
+        buttons = [
+            {
+                "name": "figures",
+                "label": _("Figures"),
+                "url": reverse("admin:activities_activity_figures", args=[obj.pk]),
+                "link": True,
+            },
+            {
+                "name": "export",
+                "label": _("Export document"),
+                "url": reverse("admin:activities_activity_export", args=[obj.pk]),
+                "link": True,
+            },
+        ]
         if self.can_dry_run(request, obj):
             buttons.append(
                 {
@@ -413,11 +480,12 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
         form = DryRunForm(request.POST or None, activity=activity)
         outcome = None
         if request.method == "POST" and form.is_valid():
-            outcome = dry_run(
+            outcome = dry_run_from_state(
                 activity=activity,
                 channel=form.cleaned_data["channel"],
                 customer_external_id=form.cleaned_data["customer"],
                 payload=form.cleaned_data["payload"],
+                state=form.state(),
             )
         context = {
             **self.admin_site.each_context(request),

@@ -1,4 +1,5 @@
-"""The dry-run form: which channel, which customer, which payload."""
+"""The dry-run form: which channel, which customer, which payload, and for an activity built
+from a gameplay, the customer's starting state (its `dry_run_state` fields)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from activities.definitions.gameplays.dry_run import gameplay_of
 from activities.models import Activity, Channel
 from activities.services.payload_schemas import payload_errors
+
+from .gameplay_fields import add_parameter_fields, parameters_from
 
 
 class DryRunForm(forms.Form):
@@ -31,6 +35,19 @@ class DryRunForm(forms.Form):
         self.fields["channel"].queryset = Channel.objects.filter(
             chains__template=activity.template
         ).order_by("code")
+        gameplay = gameplay_of(activity)
+        self.state_schema = (
+            gameplay.dry_run_state.schema if gameplay and gameplay.dry_run_state else None
+        )
+        if self.state_schema is not None:
+            add_parameter_fields(self, self.state_schema, defaults={}, benefits=[])
+
+    def state(self) -> dict[str, Any]:
+        """The starting state asked for; {} for none."""
+        if self.state_schema is None:
+            return {}
+        state = parameters_from(self.cleaned_data, self.state_schema)
+        return {name: value for name, value in state.items() if value not in (None, 0, "")}
 
     def clean_payload(self) -> dict[str, Any]:
         payload = self.cleaned_data.get("payload") or {}

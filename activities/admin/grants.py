@@ -1,9 +1,14 @@
 """Grants: what customers received; their own state machine."""
 
+from collections.abc import Iterator
+from typing import Any
+
+from django import http
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from activities.models import Grant
+from activities.services import coupon_exports
 from activities.services.grants import revoke_grant
 from core.admin.base import ReadOnlyAdmin, ReasonForm, TransitionAdminMixin, TransitionButton
 
@@ -27,13 +32,23 @@ class GrantAdmin(TransitionAdminMixin, ReadOnlyAdmin):
         "benefit",
         "customer",
         "activity",
+        "code",
         "quantity",
         "remaining",
         "state",
+        "valid_until",
         "created_at",
     ]
+    actions = ["export_grants_csv", "export_redemptions_csv"]
     list_filter = ["state", "activity", "benefit__kind", "created_at"]
-    search_fields = ["customer__external_id", "benefit__code", "activity__code", "idempotency_key"]
+    search_fields = [
+        "customer__external_id",
+        "benefit__code",
+        "activity__code",
+        "idempotency_key",
+        "=code",
+        "=order",
+    ]
     list_select_related = ["benefit", "customer", "activity"]
     date_hierarchy = "created_at"
     fields = [
@@ -45,8 +60,31 @@ class GrantAdmin(TransitionAdminMixin, ReadOnlyAdmin):
         "remaining",
         "value",
         "state",
+        "code",
+        "valid_from",
+        "valid_until",
+        "order",
+        "redeemed_at",
         "idempotency_key",
         "created_at",
         "updated_at",
     ]
     readonly_fields = fields
+
+    @admin.action(description=_("Export selected grants to CSV"))
+    def export_grants_csv(
+        self, request: http.HttpRequest, queryset: Any
+    ) -> http.StreamingHttpResponse:
+        return _csv("grants.csv", coupon_exports.export_grants_csv(grants=queryset))
+
+    @admin.action(description=_("Export the coupon redemptions of the selected grants to CSV"))
+    def export_redemptions_csv(
+        self, request: http.HttpRequest, queryset: Any
+    ) -> http.StreamingHttpResponse:
+        return _csv("redemptions.csv", coupon_exports.export_redemptions_csv(grants=queryset))
+
+
+def _csv(filename: str, lines: Iterator[str]) -> http.StreamingHttpResponse:
+    response = http.StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 from activities.engine import registry
 from activities.models import ChainRun, Event, Participation
+from activities.reason_labels import reason_label
+from activities.selectors import benefit_balances
 from activities.services.event_attempts import rerun_events
 from core.admin.base import ReadOnlyAdmin
 
@@ -58,7 +60,7 @@ def trace_table(steps: list[dict[str, Any]]) -> str:
                 labels.get(step.get("processor", ""), step.get("processor", "")),
                 step.get("outcome", ""),
                 STEP_OUTCOMES.get(step.get("outcome", ""), step.get("outcome", "")),
-                step.get("reason", ""),
+                reason_label(step.get("reason", "")),
                 step.get("ms", ""),
             )
             for index, step in enumerate(steps, start=1)
@@ -178,7 +180,15 @@ class EventAdmin(ReadOnlyAdmin):
 
 @admin.register(ChainRun)
 class ChainRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "activity", "customer", "outcome", "reason", "duration_ms", "created_at"]
+    list_display = [
+        "id",
+        "activity",
+        "customer",
+        "outcome",
+        "reason_text",
+        "duration_ms",
+        "created_at",
+    ]
     list_filter = ["outcome", "activity", "created_at"]
     search_fields = ["customer__external_id", "activity__code", "reason", "event__id"]
     list_select_related = ["activity", "customer"]
@@ -202,7 +212,7 @@ class ChainRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("reason"))
     def reason_text(self, obj: ChainRun) -> str:
-        return gettext(obj.reason) if obj.reason else "-"
+        return reason_label(obj.reason) or "-"
 
     @admin.display(description=_("step trace"))
     def trace(self, obj: ChainRun) -> str:
@@ -238,8 +248,21 @@ class ParticipationAdmin(ReadOnlyAdmin):
     list_filter = ["activity"]
     search_fields = ["customer__external_id", "activity__code"]
     list_select_related = ["activity", "customer"]
-    fields = ["activity", "customer", "data_table", "version", "created_at", "updated_at"]
+    fields = [
+        "activity",
+        "customer",
+        "balances",
+        "data_table",
+        "version",
+        "created_at",
+        "updated_at",
+    ]
     readonly_fields = fields
+
+    @admin.display(description=_("benefits held, unused"))
+    def balances(self, obj: Participation) -> str:
+        held = benefit_balances(activity_id=obj.activity_id, customer_id=obj.customer_id)
+        return mapping_table(held)
 
     @admin.display(description=_("context keys"))
     def data_table(self, obj: Participation) -> str:

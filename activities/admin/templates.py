@@ -19,6 +19,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from reversion_compare.admin import CompareVersionAdmin
 
+from activities.admin.chain_diff import with_step_changes
+from activities.admin.condition_fields import chain_condition_fields
 from activities.engine import registry
 from activities.models import ActivityState, Chain, ChainStep, StrategyTemplate
 from activities.services import configuration
@@ -72,12 +74,16 @@ class StepForm(forms.ModelForm):
         fields = ["position", "processor", "config", "when", "on_error"]
         widgets = {"position": forms.HiddenInput}
 
+    # The field picker's entries for this chain (set per request by StepInline.get_formset).
+    condition_fields: list[dict[str, Any]] | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        picked = self.condition_fields or chain_condition_fields(chain=None)
         self.fields["config"].widget = SchemaConfigWidget(
-            processors=processor_specs(), fields=CHAIN_FIELD_SUGGESTIONS
+            processors=processor_specs(), fields=CHAIN_FIELD_SUGGESTIONS, condition_fields=picked
         )
-        self.fields["when"].widget = ConditionTreeWidget(fields=CHAIN_FIELD_SUGGESTIONS)
+        self.fields["when"].widget = ConditionTreeWidget(fields=picked)
         self.fields["position"].required = False
 
     def clean(self) -> dict[str, Any]:
@@ -107,8 +113,8 @@ class StepForm(forms.ModelForm):
                 ),
                 None,
             )
-            where = _widget_path(problem.path, field) if field else problem.path
-            self.add_error(field, f"{where}: {problem.message}" if where else problem.message)
+            # The builder shows each message at its path; the message names the field by label.
+            self.add_error(field, problem.message)
         return cleaned
 
 
@@ -118,6 +124,11 @@ class StepInline(admin.StackedInline):
     extra = 0
     ordering = ["position", "id"]
     classes = ["gambit-step-inline"]
+
+    def get_formset(self, request: http.HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        fields = chain_condition_fields(chain=obj)
+        kwargs["form"] = type("StepForm", (self.form,), {"condition_fields": fields})
+        return super().get_formset(request, obj, **kwargs)
 
 
 class LiveTemplateMixin:
@@ -152,6 +163,12 @@ class ChainAdmin(ServiceErrorsMixin, LiveTemplateMixin, CompareVersionAdmin):
 
     def template_of(self, obj: Chain) -> StrategyTemplate:
         return obj.template
+
+    def compare(self, obj: Chain, version1: Any, version2: Any) -> tuple[list[Any], bool]:
+        diff, unfollowed = super().compare(obj, version1, version2)
+        return with_step_changes(
+            diff, chain_id=obj.pk, version1=version1, version2=version2
+        ), unfollowed
 
     @admin.display(description=_("steps"))
     def step_count(self, obj: Chain) -> int:

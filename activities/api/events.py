@@ -6,18 +6,23 @@ import time
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities import selectors
-from activities.models import Event, EventState
+from activities.models import ChainRun, Event, EventState, WaitingRun, WaitState
 from activities.services import waiters
 from activities.services.events import accept_event
-from core.api.errors import error_body
 from core.api.fields import ExternalIdField
+from core.errors import error_body
 from core.models import ApiScope
 
 IDEMPOTENCY_KEY_MAX = 255
@@ -51,12 +56,35 @@ class GrantSerializer(serializers.Serializer):
 
 class RunSerializer(serializers.Serializer):
     activity = serializers.CharField(source="activity.code")
-    outcome = serializers.CharField()
+    outcome = serializers.CharField(
+        help_text="granted, completed, rejected, failed, skipped; waiting while a journey "
+        "waits (then one of the others, or cancelled)."
+    )
     reason = serializers.CharField()
     grants = GrantSerializer(many=True)
     result = serializers.JSONField()
     steps = serializers.JSONField()
     duration_ms = serializers.FloatField(allow_null=True)
+    resumes_at = serializers.SerializerMethodField(
+        help_text="While waiting: when the run goes on at the latest (its timeout)."
+    )
+    awaiting = serializers.SerializerMethodField(
+        help_text="While waiting for an event: its channel (the run goes on when it comes)."
+    )
+
+    def _waiting(self, run: ChainRun) -> WaitingRun | None:
+        waiting = getattr(run, "waiting", None)
+        return waiting if waiting is not None and waiting.state == WaitState.WAITING else None
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_resumes_at(self, run: ChainRun) -> str | None:
+        waiting = self._waiting(run)
+        return serializers.DateTimeField().to_representation(waiting.due_at) if waiting else None
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_awaiting(self, run: ChainRun) -> str | None:
+        waiting = self._waiting(run)
+        return waiting.channel.code if waiting and waiting.channel else None
 
 
 class EventSerializer(serializers.Serializer):

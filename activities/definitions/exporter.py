@@ -81,6 +81,11 @@ def export_definition(*, activity: Activity) -> dict[str, Any]:
         document["budget"] = amount(activity.budget_total)
     if activity.on_exhausted != ExhaustionPolicy.PAUSE:
         document["on_exhausted"] = activity.on_exhausted
+    if template.gameplay:
+        document["gameplay"] = {
+            "code": template.gameplay,
+            "parameters": template.gameplay_parameters,
+        }
     benefits = []
     for benefit in activity.benefits.order_by("pk"):
         item: dict[str, Any] = {"code": benefit.code, "kind": benefit.kind}

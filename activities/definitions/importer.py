@@ -11,7 +11,6 @@ an activity must never rewrite the chains other activities run.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -45,6 +44,7 @@ from activities.services.configuration import (
 from activities.services.lifecycle import schedule_activity
 from activities.services.readiness import missing_benefit_error, timezone_errors
 from core.errors import InvalidConfiguration
+from core.schema_messages import schema_error
 from core.timezones import to_utc
 from segments.models import Segment
 
@@ -52,7 +52,6 @@ from .exporter import canonical_step, export_chains
 from .loading import format_path, plain_tree, refuse
 from .schema import document_schema
 
-_REQUIRED = re.compile(r"^'(.+)' is a required property$")
 _SCHEMA_CODES = {
     "required": "required",
     "additionalProperties": "unknown_key",
@@ -69,15 +68,10 @@ def _structure_validator() -> Draft202012Validator:
 def _schema_errors(document: Any) -> list[ConfigError]:
     errors = []
     for error in _structure_validator().iter_errors(document):
-        path = list(error.absolute_path)
-        if error.validator == "required":
-            missing = _REQUIRED.match(error.message)
-            if missing:
-                path.append(missing.group(1))
+        # In words, on the path it concerns (a missing key's error points at that key).
+        path, message = schema_error(error)
         errors.append(
-            ConfigError(
-                format_path(path), error.message, _SCHEMA_CODES.get(error.validator, "invalid")
-            )
+            ConfigError(format_path(path), message, _SCHEMA_CODES.get(error.validator, "invalid"))
         )
     return sorted(errors, key=lambda e: e.path)
 
@@ -283,8 +277,12 @@ def _check(document: Any) -> tuple[list[ConfigError], _Plan]:
 
 
 def _write_template(document: dict[str, Any], channels: dict[str, Channel]) -> StrategyTemplate:
+    gameplay = document.get("gameplay") or {}
     template = StrategyTemplate.objects.create(
-        code=document["template"], name=document.get("template_name") or document["template"]
+        code=document["template"],
+        name=document.get("template_name") or document["template"],
+        gameplay=gameplay.get("code", ""),
+        gameplay_parameters=gameplay.get("parameters", {}),
     )
     for chain_doc in document["chains"]:
         chain = Chain.objects.create(

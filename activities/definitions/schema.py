@@ -125,6 +125,17 @@ def document_schema(*, processor_configs: bool = True) -> dict[str, Any]:
                     "description": "Audience segment code, or null for everyone.",
                 },
                 "budget": _decimal(12),
+                "gameplay": {
+                    "type": "object",
+                    "description": "The gameplay the chains were built from, and its "
+                    "parameters (docs/gameplays.md); kept on a newly created template.",
+                    "properties": {
+                        "code": CODE,
+                        "parameters": {"type": "object"},
+                    },
+                    "required": ["code", "parameters"],
+                    "additionalProperties": False,
+                },
                 "on_exhausted": {
                     "enum": list(ExhaustionPolicy.values),
                     "default": ExhaustionPolicy.PAUSE.value,

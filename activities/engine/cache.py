@@ -7,12 +7,14 @@ changes with every edit (template version, activity config version).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from activities.models import Activity, Chain, ErrorPolicy
+from activities.models import Activity, Benefit, BenefitKind, Chain, CodeSource, ErrorPolicy
 from core.rules import Predicate, compile_predicate, parse
 
 from . import registry
@@ -30,6 +32,19 @@ class BenefitConfig:
     limited_stock: bool
     per_customer_limit: int | None
     stackable: bool
+    coupon: CouponSpec | None = None
+
+
+@dataclass(frozen=True)
+class CouponSpec:
+    """How a coupon benefit makes its codes and validity."""
+
+    from_pool: bool
+    prefix: str
+    length: int
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    valid_days: int | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,26 @@ class CompiledChain:
     channel_id: int
     requires_lock: bool
     steps: tuple[CompiledStep, ...]
+    # The steps as stored ({"processor", "config", "when", "on_error"}): what a journey that
+    # waits keeps, so it resumes on this version whatever is edited meanwhile.
+    definition: tuple[dict[str, Any], ...] = ()
+
+
+def compile_steps(definition: Iterable[Mapping[str, Any]]) -> tuple[CompiledStep, ...]:
+    steps = []
+    for index, step in enumerate(definition):
+        processor_class = registry.get(step["processor"])
+        if processor_class is None:
+            raise LookupError(f"Unknown processor {step['processor']!r}.")
+        steps.append(
+            CompiledStep(
+                index=index,
+                processor=processor_class(step["config"] or {}),
+                when=compile_predicate(parse(step["when"])) if step["when"] else None,
+                abort_on_error=step["on_error"] == ErrorPolicy.ABORT,
+            )
+        )
+    return tuple(steps)
 
 
 @lru_cache(maxsize=1024)
@@ -63,24 +98,16 @@ def compiled_chain(template_id: int, template_version: int, channel_id: int) -> 
     chain = Chain.objects.prefetch_related("steps").get(
         template_id=template_id, channel_id=channel_id
     )
-    steps = []
-    for index, step in enumerate(chain.steps.all()):
-        processor_class = registry.get(step.processor)
-        if processor_class is None:
-            raise LookupError(f"Unknown processor {step.processor!r} in chain {chain.pk}.")
-        steps.append(
-            CompiledStep(
-                index=index,
-                processor=processor_class(step.config or {}),
-                when=compile_predicate(parse(step.when)) if step.when else None,
-                abort_on_error=step.on_error == ErrorPolicy.ABORT,
-            )
-        )
+    definition = tuple(
+        {"processor": s.processor, "config": s.config, "when": s.when, "on_error": s.on_error}
+        for s in chain.steps.all()
+    )
     return CompiledChain(
         template_id=template_id,
         channel_id=channel_id,
         requires_lock=chain.requires_lock,
-        steps=tuple(steps),
+        steps=compile_steps(definition),
+        definition=definition,
     )
 
 
@@ -102,7 +129,21 @@ def activity_config(activity_id: int, config_version: int) -> ActivityConfig:
                 limited_stock=benefit.stock_total is not None,
                 per_customer_limit=benefit.per_customer_limit,
                 stackable=benefit.stackable,
+                coupon=coupon_spec(benefit),
             )
             for benefit in activity.benefits.all()
         },
+    )
+
+
+def coupon_spec(benefit: Benefit) -> CouponSpec | None:
+    if benefit.kind != BenefitKind.COUPON:
+        return None
+    return CouponSpec(
+        from_pool=benefit.code_source == CodeSource.POOL,
+        prefix=benefit.code_prefix,
+        length=benefit.code_length,
+        valid_from=benefit.valid_from,
+        valid_until=benefit.valid_until,
+        valid_days=benefit.valid_days,
     )

@@ -3,7 +3,7 @@
 from core.rules import RuleError
 from segments.rule_fields import CUSTOMER_ATTRIBUTE_PREFIX, CUSTOMER_FIELDS
 
-ROOTS = ("customer", "event", "participation", "activities", "vars", "now")
+ROOTS = ("customer", "event", "participation", "activities", "vars", "wait", "subject", "now")
 
 
 def check_chain_field(field: str) -> None:

@@ -33,6 +33,7 @@ from core.metrics import record_run
 from .cache import CompiledStep, activity_config, compiled_chain
 from .context import RunContext
 from .errors import Rejected, StepFailed
+from .journeys import suspend
 
 logger = structlog.get_logger(__name__)
 
@@ -103,6 +104,12 @@ def _run_steps(
             continue
         entry = _trace(key, "passed", started, variant=variant)
         trace.append(entry)
+        if ctx.suspension is not None:
+            # A wait step: the run stops here and a sweep or an event resumes it later.
+            if variant is not None:
+                raise _Verdict(RunOutcome.FAILED, "wait_inside_variant")
+            ctx.suspension.step = step.index
+            return
         branch = step.processor.branch(ctx)
         if branch is not None:
             entry["assigned"] = branch.label
@@ -219,6 +226,10 @@ def run_activity(*, event: Event, activity: RunnableActivity) -> ChainRun:
                     for g in ctx.grants
                 ]
             }
+            if ctx.suspension is not None:
+                outcome = RunOutcome.WAITING
+                waiting = suspend(ctx=ctx, chain=chain, template_version=activity.template_version)
+                result = {**result, **waiting}
             _finish(
                 run,
                 outcome=outcome,

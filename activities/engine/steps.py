@@ -7,11 +7,11 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from core.rules import RuleError, parse
+from core.rules import RuleError
 
 from . import registry
+from .chain_rules import parse_chain_rule
 from .errors import ConfigError, prefixed
-from .fields import check_chain_field
 
 
 def check_step_shape(*, processor: Any, config: Any, when: Any) -> list[ConfigError]:
@@ -34,7 +34,7 @@ def check_step_shape(*, processor: Any, config: Any, when: Any) -> list[ConfigEr
         errors.extend(prefixed(processor_class.check_config(config), "config"))
     if when is not None:
         try:
-            parse(when, check_field=check_chain_field, path="when")
+            parse_chain_rule(when, path="when")
         except RuleError as error:
             errors.append(ConfigError(error.path or "when", error.message, error.code))
     return errors

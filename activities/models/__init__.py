@@ -1,7 +1,15 @@
 from .activity import Activity, ActivityState
 from .approval import ActivityApproval
-from .benefit import Benefit, BenefitKind
+from .benefit import COUPON_TERMS, Benefit, BenefitKind, CodeSource
 from .channel import Channel
+from .coupon import (
+    BenefitIssue,
+    CouponCode,
+    CouponRedemption,
+    IssueOutcome,
+    IssueSkip,
+    IssueState,
+)
 from .event import Event, EventFailure, EventState
 from .experiment import (
     Assignment,
@@ -14,25 +22,36 @@ from .experiment import (
     ExperimentVariant,
 )
 from .grant import Grant, GrantState
+from .journey import JourneyVersion, WaitingRun, WaitState
+from .leaderboard import Score, ScoreBucket, Settlement
 from .participation import Participation, ParticipationCounter
 from .run import ChainRun, RunOutcome
+from .streak import Streak
+from .subjects import SubjectCounter, SubjectKind, SubjectMark
+from .teams import Assist, HelpRequest, HelpRequestState, Team, TeamMember, TeamState
 from .template import Chain, ChainStep, ErrorPolicy, StrategyTemplate
 from .webhook import WebhookCall, WebhookCallState, WebhookFailure
 
 __all__ = [
+    "COUPON_TERMS",
     "Activity",
     "ActivityApproval",
     "ActivityState",
     "Assignment",
     "AssignmentPhase",
+    "Assist",
     "Benefit",
+    "BenefitIssue",
     "BenefitKind",
     "Chain",
     "ChainRun",
     "ChainStep",
     "Channel",
+    "CodeSource",
     "Conversion",
     "ConversionGoal",
+    "CouponCode",
+    "CouponRedemption",
     "ErrorPolicy",
     "Event",
     "EventFailure",
@@ -43,10 +62,28 @@ __all__ = [
     "ExperimentVariant",
     "Grant",
     "GrantState",
+    "HelpRequest",
+    "HelpRequestState",
+    "IssueOutcome",
+    "IssueSkip",
+    "IssueState",
+    "JourneyVersion",
     "Participation",
     "ParticipationCounter",
     "RunOutcome",
+    "Score",
+    "ScoreBucket",
+    "Settlement",
     "StrategyTemplate",
+    "Streak",
+    "SubjectCounter",
+    "SubjectKind",
+    "SubjectMark",
+    "Team",
+    "TeamMember",
+    "TeamState",
+    "WaitState",
+    "WaitingRun",
     "WebhookCall",
     "WebhookCallState",
     "WebhookFailure",

@@ -73,6 +73,14 @@ class Activity(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         choices=ExhaustionPolicy.choices,
         default=ExhaustionPolicy.PAUSE,
     )
+    coupons_follow_orders = models.BooleanField(
+        _("coupons follow orders"),
+        default=True,
+        help_text=_(
+            "A coupon of this activity named on an order is redeemed when the order is paid "
+            "and released when it is cancelled."
+        ),
+    )
     state = FSMField(
         _("state"), default=ActivityState.DRAFT, choices=ActivityState.choices, protected=True
     )

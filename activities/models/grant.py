@@ -1,3 +1,5 @@
+import datetime as dt
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, FSMModelMixin, transition
@@ -47,6 +49,12 @@ class Grant(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
     state = FSMField(
         _("state"), default=GrantState.ISSUED, choices=GrantState.choices, protected=True
     )
+    # Coupons: the code the customer types at checkout, and when it can be used.
+    code = models.CharField(_("coupon code"), max_length=64, null=True, blank=True, unique=True)
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    order = models.CharField(_("redeemed on order"), max_length=128, blank=True)
+    redeemed_at = models.DateTimeField(_("redeemed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("issued at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -57,6 +65,14 @@ class Grant(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         indexes = [
             models.Index(fields=["customer", "activity", "state"], name="grant_holder_idx"),
             models.Index(fields=["benefit", "state"], name="grant_benefit_idx"),
+            # Issuing to a segment asks, per page member, what they hold of one benefit.
+            models.Index(fields=["benefit", "customer"], name="grant_benefit_customer_idx"),
+            # The expiry sweep walks only the issued coupons that have an end.
+            models.Index(
+                fields=["valid_until"],
+                condition=models.Q(state=GrantState.ISSUED, valid_until__isnull=False),
+                name="grant_expiry_idx",
+            ),
         ]
         permissions = [("revoke_grant", _("Can revoke grants"))]
 
@@ -64,8 +80,17 @@ class Grant(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         return f"{self.benefit} x{self.quantity} -> {self.customer_id}"
 
     @transition(field=state, source=GrantState.ISSUED, target=GrantState.REDEEMED)
-    def redeem(self) -> None:
+    def redeem(self, order: str = "", at: dt.datetime | None = None) -> None:
         self.remaining = 0
+        self.order = order
+        self.redeemed_at = at
+
+    @transition(field=state, source=GrantState.REDEEMED, target=GrantState.ISSUED)
+    def release(self) -> None:
+        """The order that used the coupon was cancelled: usable again."""
+        self.remaining = self.quantity
+        self.order = ""
+        self.redeemed_at = None
 
     @transition(field=state, source=GrantState.ISSUED, target=GrantState.EXPIRED)
     def expire(self) -> None:

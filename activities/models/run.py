@@ -8,6 +8,9 @@ class RunOutcome(models.TextChoices):
     REJECTED = "rejected", _("rejected")
     FAILED = "failed", _("failed")
     SKIPPED = "skipped", _("skipped")
+    # A journey run paused at a wait step; it ends with one of the above, or cancelled.
+    WAITING = "waiting", _("waiting")
+    CANCELLED = "cancelled", _("cancelled")
 
 
 class ChainRun(models.Model):

@@ -13,6 +13,10 @@ class StrategyTemplate(models.Model):
     code = models.CharField(_("code"), max_length=100, unique=True, validators=[code_validator])
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
+    # The gameplay (activities/definitions/gameplays) and parameters the chains were built
+    # from; blank for a template made by hand. Experts may still edit the chains afterwards.
+    gameplay = models.CharField(_("gameplay"), max_length=64, blank=True)
+    gameplay_parameters = models.JSONField(_("gameplay parameters"), default=dict, blank=True)
     # Bumped by every configuration edit; compiled chains are cached per version.
     version = models.PositiveIntegerField(_("version"), default=1)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

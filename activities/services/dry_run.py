@@ -13,6 +13,7 @@ exist yet is created for the run only.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from activities.engine import cache
 from activities.engine.runner import run_activity
 from activities.models import Activity, Channel, Event, Grant
 from activities.selectors import RunnableActivity
+from segments.models import Customer
 from segments.services import ensure_customer
 
 # Steps whose effect leaves Gambit after the run commits: what the run "would send".
@@ -47,8 +49,12 @@ def dry_run(
     channel: Channel,
     customer_external_id: str,
     payload: dict[str, Any],
+    prepare: Callable[[Customer], None] | None = None,
 ) -> DryRunOutcome:
-    """Run the activity's chain bound to `channel` as if the event had arrived, then roll back."""
+    """Run the activity's chain bound to `channel` as if the event had arrived, then roll back.
+
+    `prepare(customer)` writes a starting state first ("already a 6-day streak"), inside the
+    same rolled-back transaction, so the interesting branch runs without waiting days."""
     # Compiled configuration is cached per version stamp for running activities; a draft being
     # edited and reverted can reuse a stamp in this process, so compile afresh. Workers (which
     # only ever compile running activities) keep their caches.
@@ -57,6 +63,8 @@ def dry_run(
     template_version = activity.template.version
     with transaction.atomic():
         customer = ensure_customer(external_id=customer_external_id)
+        if prepare is not None:
+            prepare(customer)
         event = Event.objects.create(
             idempotency_key=f"dry-run:{uuid.uuid4()}",
             request_hash="",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,7 +20,7 @@ from activities.engine.errors import StepFailed
 from activities.engine.runner import run_activity, skip_activity
 from activities.errors import InvalidPayload, UnknownActivity, UnknownChannel
 from activities.models import Activity, Channel, Event, EventFailure, EventState
-from activities.services import event_attempts, waiters
+from activities.services import event_attempts, journeys, redemptions, waiters
 from activities.services.conversions import record_conversions
 from activities.services.payload_schemas import payload_errors
 from core.db.compiled_queries import CompiledQuery
@@ -169,11 +171,28 @@ def record_system_event(
     if created:
         transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
         record_event(source="system", channel=channel_code)
+        # Coupons named on an order follow it whether or not an activity listens to orders.
+        redemptions.follow_order(
+            channel_code=channel_code,
+            customer_external_id=customer.external_id,
+            payload=payload,
+        )
     return event
 
 
-def emit_event(*, ctx: RunContext, channel_code: str, payload: dict[str, Any]) -> Event:
-    """An event fired by a chain step; runs after the emitting run commits."""
+def emit_event(
+    *,
+    ctx: RunContext,
+    channel_code: str,
+    payload: dict[str, Any],
+    credit_customer_ids: Sequence[int] = (),
+) -> list[Event]:
+    """An event fired by a chain step; runs after the emitting run commits.
+
+    With `credit_customer_ids` the step credits other customers instead: one event each, theirs,
+    for this activity only (another activity on the same channel must not pay for this one's
+    team or help request), keyed by the run, the step and the customer, so a run delivered
+    twice credits each customer once."""
     depth = ctx.event.depth + 1
     if depth > settings.GAMBIT_MAX_EMIT_DEPTH:
         raise StepFailed(
@@ -184,19 +203,29 @@ def emit_event(*, ctx: RunContext, channel_code: str, payload: dict[str, Any]) -
     channel = Channel.objects.filter(code=channel_code).first()
     if channel is None:
         raise StepFailed("unknown_channel", f"There is no channel {channel_code!r}.")
-    event = Event.objects.create(
-        idempotency_key=f"emit:{ctx.run.pk}:{ctx.step_index}",
-        request_hash="",
-        channel=channel,
-        customer=ctx.customer,
-        payload=payload,
-        parent_run=ctx.run,
-        depth=depth,
-        dispatched_at=timezone.now(),
+    key = f"emit:{ctx.run.pk}:{ctx.step_index}"
+    targets: list[tuple[str, int, int | None]] = [
+        (f"{key}:{customer_id}", customer_id, ctx.activity.id)
+        for customer_id in credit_customer_ids
+    ] or [(key, ctx.customer.pk, None)]
+    events = Event.objects.bulk_create(
+        Event(
+            idempotency_key=idempotency_key,
+            request_hash="",
+            channel=channel,
+            customer_id=customer_id,
+            activity_id=activity_id,
+            payload=payload,
+            parent_run=ctx.run,
+            depth=depth,
+            dispatched_at=timezone.now(),
+        )
+        for idempotency_key, customer_id, activity_id in targets
     )
-    ctx.on_commit(lambda: dispatch_event(event_id=event.pk))
-    record_event(source="emitted", channel=channel_code)
-    return event
+    for event in events:
+        ctx.on_commit(partial(dispatch_event, event_id=event.pk))
+        record_event(source="emitted", channel=channel_code)
+    return events
 
 
 def dispatch_event(*, event_id: Any) -> bool:
@@ -251,6 +280,7 @@ def process_event(*, event_id: Any) -> Event | None:
             run_activity(event=event, activity=activity)
         if event.activity_id is not None and not runnable:
             skip_activity(event=event, activity_id=event.activity_id, reason="activity_not_running")
+        journeys.on_event(event=event)
         if event.has_conversion_goals:
             record_conversions(event=event)
         event.finish()

@@ -15,7 +15,7 @@ from django_fsm_log.helpers import FSMLogDescriptor
 
 from activities.engine.errors import Rejected
 from activities.models import Activity, Benefit, Grant, GrantState
-from activities.services import lifecycle
+from activities.services import coupon_codes, lifecycle
 from activities.services.counters import LimitPeriod, try_increment
 from core.db.compiled_queries import CompiledQuery
 from core.errors import TransitionNotAllowed
@@ -106,6 +106,16 @@ def issue_grant(
         if budget_left is None:
             raise Rejected("budget_exhausted")
         lifecycle.watch_budget(ctx=ctx, remaining=budget_left)
+    code = valid_from = valid_until = None
+    if benefit.coupon is not None:
+        code, valid_from, valid_until = coupon_codes.coupon_terms(
+            spec=benefit.coupon,
+            benefit_id=benefit.id,
+            timezone_name=ctx.activity.timezone,
+            now=ctx.now,
+        )
+        if code is None:
+            raise Rejected("out_of_stock")
     grant = Grant.objects.create(
         benefit_id=benefit.id,
         activity_id=ctx.activity.id,
@@ -115,6 +125,9 @@ def issue_grant(
         quantity=quantity,
         remaining=quantity,
         value=value,
+        code=code,
+        valid_from=valid_from,
+        valid_until=valid_until,
     )
     record_grant(kind=benefit.kind, quantity=quantity)
     ctx.holdings_changed()
@@ -139,6 +152,7 @@ def issue_grant_if_available(
             benefit.per_customer_limit is not None,
             benefit.limited_stock,
             ctx.activity.has_budget and benefit.value is not None,
+            benefit.coupon is not None and benefit.coupon.from_pool,
         )
     )
     try:

@@ -33,6 +33,7 @@ from activities.engine.errors import error_details
 from activities.models import Activity, ActivityState, Benefit
 from activities.models.activity import ExhaustionPolicy
 from activities.services.approvals import approval_problem, ensure_approved
+from activities.services.journeys import cancel_for_activity
 from activities.services.readiness import check_activity
 from activities.services.scheduling import sync_activity_schedule
 from core.errors import InvalidConfiguration, TransitionNotAllowed
@@ -339,6 +340,7 @@ def end_activity(
         _authorize(activity, activity.end, by)
         _transition(activity, activity.end, by, reason, reason=reason)
         _save(activity, now)
+        cancel_for_activity(activity_id=activity.pk)
         _log_on_commit("activity_ended", activity, reason=reason)
     return True
 
@@ -394,6 +396,7 @@ def exhaust_activity(*, activity_id: int) -> bool:
             return False
         if activity.on_exhausted == ExhaustionPolicy.END:
             _transition(activity, activity.end, None, reason, reason=reason)
+            cancel_for_activity(activity_id=activity.pk)
         else:
             _transition(activity, activity.pause, None, reason, reason=reason)
         _save(activity, timezone.now())

@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # An admin user's language from their profile (after authentication, over the cookie).
+    "core.admin.language.ProfileLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
@@ -170,6 +172,8 @@ LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default="en")
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
+# Date-time formats that name the zone (config/formats/<language>/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 # The zone an operator's form defaults to when an activity names none.
@@ -207,6 +211,7 @@ GAMBIT_API_RATES = env.dict(
         "customers": "1200/min",
         "orders": "6000/min",
         "broadcasts": "600/min",
+        "coupons": "12000/min",
     },
 )
 if bad_rates := [r for r in GAMBIT_API_RATES.values() if not API_RATE.fullmatch(r)]:
@@ -320,6 +325,47 @@ CELERY_BEAT_SCHEDULE["sweep-webhook-calls"] = {
     "task": "activities.tasks.sweep_webhook_calls_task",
     "schedule": every(env.float("GAMBIT_SWEEP_INTERVAL", default=15.0)),
     "options": {"queue": "default"},
+}
+
+# --- Journeys: waiting runs (docs/journeys.md) ---------------------------------------------------
+# Beat sweeps due waiting runs this often; each sweep resumes batch after batch for at most
+# GAMBIT_JOURNEY_SWEEP_SECONDS, so a run resumes at most about one interval after it is due.
+GAMBIT_JOURNEY_BATCH = env.int("GAMBIT_JOURNEY_BATCH", default=200)
+GAMBIT_JOURNEY_SWEEP_SECONDS = env.float("GAMBIT_JOURNEY_SWEEP_SECONDS", default=50.0)
+CELERY_TASK_ROUTES["activities.tasks.resume_due_waits_task"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["resume-due-waits"] = {
+    "task": "activities.tasks.resume_due_waits_task",
+    "schedule": every(env.float("GAMBIT_JOURNEY_SWEEP_INTERVAL", default=2.0)),
+    "options": {"queue": "default", "expires": 30},
+}
+
+# --- Coupons: issuing to a segment, expiry (docs/decisions/0014-coupons-as-assets.md) -------------
+# Customers per page of an issue (one transaction each); one task issues pages for about
+# GAMBIT_ISSUE_SECONDS, then hands over to a fresh task; an approved issue with no page for
+# GAMBIT_ISSUE_STALLED_SECONDS is started again by the sweep (its worker died).
+GAMBIT_ISSUE_PAGE_SIZE = env.int("GAMBIT_ISSUE_PAGE_SIZE", default=5000)
+GAMBIT_ISSUE_SECONDS = env.float("GAMBIT_ISSUE_SECONDS", default=60.0)
+GAMBIT_ISSUE_STALLED_SECONDS = env.int("GAMBIT_ISSUE_STALLED_SECONDS", default=120)
+CELERY_TASK_ROUTES["activities.tasks.issue_benefit_task"] = {"queue": "fanout"}
+CELERY_TASK_ROUTES["activities.tasks.resume_stalled_issues_task"] = {"queue": "default"}
+CELERY_TASK_ROUTES["activities.tasks.expire_coupons_task"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["resume-stalled-issues"] = {
+    "task": "activities.tasks.resume_stalled_issues_task",
+    "schedule": every(env.float("GAMBIT_ISSUE_SWEEP_INTERVAL", default=60.0)),
+    "options": {"queue": "default", "expires": 50},
+}
+# Coupons end at local midnights; a sweep every few minutes expires them in batches.
+CELERY_BEAT_SCHEDULE["expire-coupons"] = {
+    "task": "activities.tasks.expire_coupons_task",
+    "schedule": every(env.float("GAMBIT_COUPON_EXPIRY_INTERVAL", default=300.0)),
+    "options": {"queue": "default", "expires": 250},
+}
+# Gameplays: expire teams and help requests past their lifetime; settle ended activities
+# (leaderboard prizes, once).
+CELERY_BEAT_SCHEDULE["settle-gameplays"] = {
+    "task": "activities.tasks.settle_gameplays_task",
+    "schedule": every(env.float("GAMBIT_SETTLE_INTERVAL", default=60.0)),
+    "options": {"queue": "default", "expires": 50},
 }
 
 # --- Notifications ------------------------------------------------------------------------------

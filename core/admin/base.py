@@ -46,11 +46,15 @@ class TransitionButton:
 
     run: Callable[[Any, Any, dict[str, Any]], Any]
     label: str | Promise
-    done: str | Promise
+    # A message formatted with {obj}, or a function of the refreshed row giving the message.
+    done: str | Promise | Callable[[Any], str]
     help_text: str | Promise = ""
     # Destructive transitions (end, archive, revoke) go through a confirmation page first.
     destructive: bool = False
     form: type[forms.Form] = EmptyForm
+    # Asks on its own page first, showing `TransitionAdminMixin.confirmation_details` (what
+    # the action will do, e.g. a broadcast's audience size and who will be skipped).
+    confirm: bool = False
 
 
 class TransitionAdminMixin(FSMAdminMixin):
@@ -120,13 +124,18 @@ class TransitionAdminMixin(FSMAdminMixin):
                     "label": self.transition_buttons[name].label,
                     "help_text": self.transition_buttons[name].help_text,
                     "destructive": self.transition_buttons[name].destructive,
-                    "needs_form": self.transition_buttons[name].form is not EmptyForm,
+                    "needs_form": self.transition_buttons[name].form is not EmptyForm
+                    or self.transition_buttons[name].confirm,
                     "url": self.transition_url(obj, name),
                 }
                 for name in self.allowed_transitions(request, obj)
             ]
             context["gambit_buttons"] = self.extra_buttons(request, obj)
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def confirmation_details(self, request: http.HttpRequest, obj: Any, name: str) -> str:
+        """HTML the confirmation page shows before a transition runs (none by default)."""
+        return ""
 
     def transition_url(self, obj: Any, name: str) -> str:
         meta = self.model._meta
@@ -157,7 +166,13 @@ class TransitionAdminMixin(FSMAdminMixin):
         except (TransitionNotAllowed, ConcurrentTransition):
             self.message_user(request, self.fsm_transition_not_allowed_msg, level=messages.ERROR)
             return False
-        self.message_user(request, str(button.done).format(obj=obj), level=messages.SUCCESS)
+        if callable(button.done):
+            # Said of the row as the service left it (scheduling may start an activity).
+            obj.refresh_from_db()
+            done = button.done(obj)
+        else:
+            done = str(button.done).format(obj=obj)
+        self.message_user(request, done, level=messages.SUCCESS)
         return True
 
     def fsm_transition_view(
@@ -191,6 +206,7 @@ class TransitionAdminMixin(FSMAdminMixin):
             "button": button,
             "transition_form": form,
             "change_url": change_url,
+            "details": self.confirmation_details(request, obj, transition_name),
         }
         return TemplateResponse(request, "admin/gambit/transition_confirm.html", context)
 
@@ -199,7 +215,7 @@ class TransitionAdminMixin(FSMAdminMixin):
     def get_actions(self, request: http.HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         for name, button in self.transition_buttons.items():
-            if button.destructive or button.form is not EmptyForm:
+            if button.destructive or button.form is not EmptyForm or button.confirm:
                 continue  # confirmation and reasons need the per-record page
             permission = _transition_permission(self.model, name)
             if permission and not request.user.has_perm(permission):

@@ -21,53 +21,11 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from core.labels import ENUM_LABELS, OPERATOR_LABELS, PROPERTY_LABELS
 from core.rules import OPERATORS
 
-BUILDER_JS = ("gambit/vendor/Sortable.min.js", "gambit/builders.js")
+BUILDER_JS = ("gambit/vendor/Sortable.min.js", "gambit/field_picker.js", "gambit/builders.js")
 BUILDER_CSS = {"all": ("gambit/gambit.css",)}
-
-OPERATOR_LABELS = {
-    "eq": _("equals"),
-    "ne": _("does not equal"),
-    "gt": _("greater than"),
-    "gte": _("at least"),
-    "lt": _("less than"),
-    "lte": _("at most"),
-    "in": _("is one of"),
-    "not_in": _("is none of"),
-    "contains": _("contains"),
-    "exists": _("is present"),
-    "between": _("is between"),
-}
-
-
-# Labels for the properties and enum values of the built-in processors' schemas.
-PROPERTY_LABELS = {
-    "benefit": _("benefit code"),
-    "benefits": _("benefit codes"),
-    "quantity": _("quantity"),
-    "key": _("counter name"),
-    "per": _("counted"),
-    "limit": _("limit"),
-    "reason": _("reason shown when refused"),
-    "cost": _("cost of one draw"),
-    "prizes": _("prizes"),
-    "weight": _("weight"),
-    "fallback": _("fallback benefit"),
-    "values": _("values"),
-    "persist": _("keep on the participation"),
-    "channel": _("channel"),
-    "payload": _("payload"),
-    "fields": _("result fields"),
-    "message": _("message"),
-    "url": _("URL"),
-    "only_with_grants": _("only when something was granted"),
-}
-ENUM_LABELS = {
-    "day": _("per customer per day"),
-    "customer": _("per customer over the activity"),
-    "activity": _("for all customers together"),
-}
 
 
 def builder_strings() -> dict[str, str]:
@@ -80,6 +38,9 @@ def builder_strings() -> dict[str, str]:
         "add_group": _("+ group"),
         "remove": _("remove"),
         "field": _("field"),
+        "choose_field": _("choose a field"),
+        "other_field": _("other field (type its name)"),
+        "field_key": _("key"),
         "operator": _("operator"),
         "value": _("value"),
         "low": _("from"),
@@ -122,7 +83,7 @@ class JSONBuilderWidget(forms.Widget):
         self.errors: list[dict[str, str]] = []
 
     def format_value(self, value: Any) -> str:
-        if value in (None, ""):
+        if value in (None, "", "null"):  # forms.JSONField prepares None as "null"
             return ""
         if isinstance(value, str):
             return value  # what the operator sent, possibly invalid, shown back as is
@@ -153,7 +114,7 @@ class ConditionTreeWidget(JSONBuilderWidget):
     def __init__(
         self,
         *,
-        fields: list[str] | None = None,
+        fields: list[Any] | None = None,
         count_url: str | None = None,
         optional: bool = True,
         attrs: dict[str, Any] | None = None,
@@ -182,11 +143,19 @@ class SchemaConfigWidget(JSONBuilderWidget):
         *,
         processors: dict[str, dict[str, Any]],
         fields: list[str] | None = None,
+        condition_fields: list[Any] | None = None,
         attrs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(attrs)
         self.processors = processors
         self.fields = fields or []
+        # Described fields ({name, label, type, ...}) for a rule_check step's condition tree.
+        self.condition_fields = condition_fields or self.fields
 
     def builder_options(self) -> dict[str, Any]:
-        return {"processors": self.processors, "fields": self.fields, "operators": list(OPERATORS)}
+        return {
+            "processors": self.processors,
+            "fields": self.fields,
+            "conditionFields": self.condition_fields,
+            "operators": list(OPERATORS),
+        }

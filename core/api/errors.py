@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core import errors
+from core.errors import error_body
 
 DRF_CODES = {
     exceptions.ValidationError: "invalid_request",
@@ -45,13 +46,6 @@ def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
             for item in _flatten(value, f"{path}[{index}]")
         ]
     return [{"path": path, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "detail": message}
-    if details is not None:
-        body["errors"] = details
-    return body
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

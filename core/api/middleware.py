@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from core.api.errors import error_body
+from core.errors import error_body
 from core.text import has_control_characters
 
 

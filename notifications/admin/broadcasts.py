@@ -3,20 +3,22 @@ progress bar."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import reversion
 from django import forms, http
 from django.contrib import admin
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from reversion_compare.admin import CompareVersionAdmin
 
 from core.admin.base import ReasonForm, ServiceErrorsMixin, TransitionAdminMixin, TransitionButton
 from core.timezones import LocalDateTimeField, LocalDateTimeFormMixin
 from notifications import selectors
-from notifications.models import Broadcast, BroadcastKind, BroadcastState
+from notifications.admin.audience import audience_html, audience_view
+from notifications.models import Broadcast, BroadcastKind, BroadcastState, SkipReason
 from notifications.services import broadcasts as services
 from notifications.services.scheduling import parse_cron
 
@@ -45,6 +47,7 @@ BROADCAST_BUTTONS = {
         label=_("Send now"),
         done=_("Sending started."),
         help_text=_("Plan the segment and start sending now."),
+        confirm=True,
     ),
     "pause": TransitionButton(
         run=_run(services.pause_broadcast),
@@ -112,6 +115,19 @@ class BroadcastForm(LocalDateTimeFormMixin, forms.ModelForm):
         return data
 
 
+def labelled_progress(broadcast: Broadcast) -> dict[str, Any]:
+    """The progress counters with the state and each skip reason in words."""
+    shown = selectors.progress(broadcast)
+    reasons = dict(SkipReason.choices)
+    return {
+        **shown,
+        "state_label": str(BroadcastState(broadcast.state).label),
+        "skipped_labels": {
+            code: str(reasons.get(code, code)) for code in shown["skipped_by_reason"]
+        },
+    }
+
+
 def progress_bar(broadcast: Broadcast) -> str:
     shown = selectors.progress(broadcast)
     return format_html(
@@ -123,8 +139,32 @@ def progress_bar(broadcast: Broadcast) -> str:
     )
 
 
+# History keeps what an operator configures; state and progress belong to the state machine
+# and the senders, and a revert must never move them.
+reversion.register(
+    Broadcast,
+    fields=[
+        "name",
+        "template",
+        "segment",
+        "kind",
+        "timezone",
+        "send_at",
+        "cron",
+        "birthday_hour",
+        "frequency_cap",
+        "frequency_window",
+        "quiet_start",
+        "quiet_end",
+        "rate_limit",
+        "batch_size",
+        "pause_after_errors",
+    ],
+)
+
+
 @admin.register(Broadcast)
-class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, admin.ModelAdmin):
+class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmin):
     form = BroadcastForm
     transition_buttons = BROADCAST_BUTTONS
     change_form_template = "admin/notifications/broadcast/change_form.html"
@@ -180,7 +220,6 @@ class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, admin.ModelAdmin)
                 "fields": [
                     "state",
                     "state_reason",
-                    "progress",
                     "counters",
                     "started_at",
                     "planned_at",
@@ -205,11 +244,19 @@ class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, admin.ModelAdmin)
     def progress(self, obj: Broadcast) -> str:
         return progress_bar(obj)
 
-    @admin.display(description=_("counters"))
+    @admin.display(description=_("skipped, and why"))
     def counters(self, obj: Broadcast) -> str:
-        shown = selectors.progress(obj)
+        """What was skipped and why, in words (the live progress above has the totals)."""
+        reasons = labelled_progress(obj)["skipped_labels"]
+        if not reasons:
+            return "-"
         return format_html(
-            '<pre class="notif-counters">{}</pre>', json.dumps(shown, indent=2, ensure_ascii=False)
+            '<table class="gambit-table notif-counters">{}</table>',
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td></tr>",
+                ((reasons[code], count) for code, count in obj.skipped_by_reason.items()),
+            ),
         )
 
     def get_readonly_fields(self, request: http.HttpRequest, obj: Any = None) -> list[str]:
@@ -218,8 +265,16 @@ class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, admin.ModelAdmin)
             fields += [name for name in BroadcastForm.Meta.fields if name not in fields]
         return fields
 
+    def confirmation_details(self, request: http.HttpRequest, obj: Broadcast, name: str) -> str:
+        return audience_html(obj) if name == "start" else ""
+
     def get_urls(self) -> list[Any]:
         return [
+            path(
+                "audience/",
+                self.admin_site.admin_view(lambda request: audience_view(self, request)),
+                name="notifications_broadcast_audience",
+            ),
             path(
                 "<path:object_id>/progress/",
                 self.admin_site.admin_view(self.progress_view),
@@ -232,7 +287,7 @@ class BroadcastAdmin(ServiceErrorsMixin, TransitionAdminMixin, admin.ModelAdmin)
         broadcast = get_object_or_404(Broadcast, pk=object_id)
         if not self.has_view_permission(request, broadcast):
             raise http.Http404
-        return http.JsonResponse(selectors.progress(broadcast))
+        return http.JsonResponse(labelled_progress(broadcast))
 
     def change_view(
         self,

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
+from reversion_compare.admin import CompareVersionAdmin
 
 from notifications.models import NotificationTemplate
 from notifications.services import templates as template_services
@@ -75,7 +76,7 @@ class NotificationTemplateForm(forms.ModelForm):
 
 
 @admin.register(NotificationTemplate)
-class NotificationTemplateAdmin(admin.ModelAdmin):
+class NotificationTemplateAdmin(CompareVersionAdmin):
     form = NotificationTemplateForm
     list_display = ["code", "name", "channel", "updated_at"]
     list_filter = ["channel"]

@@ -7,8 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.errors import error_body
 from core.api.fields import ExternalIdField
+from core.errors import error_body
 from core.models import ApiScope
 from segments.errors import OrderTransitionNotAllowed
 from segments.models import ORDER_TRANSITIONS, OrderState

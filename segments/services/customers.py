@@ -191,6 +191,8 @@ class CsvImportResult:
     # [{"line", "external_id", "errors"}] - line numbers as a spreadsheet shows them.
     rejected: list[dict[str, Any]] = field(default_factory=list)
     flagged: int = 0
+    # [{"line", "external_id", "flags"}] - stored rows whose bad values were blanked.
+    flagged_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def import_customers_csv(*, text: str) -> CsvImportResult:
@@ -218,6 +220,14 @@ def import_customers_csv(*, text: str) -> CsvImportResult:
         result.received += batch.received
         result.stored += batch.stored
         result.flagged += len(batch.flagged)
+        result.flagged_rows.extend(
+            {
+                "line": first_line + item["index"],
+                "external_id": item["external_id"],
+                "flags": item["flags"],
+            }
+            for item in batch.flagged
+        )
         result.rejected.extend(
             {
                 "line": first_line + item["index"],

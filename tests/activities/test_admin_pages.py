@@ -29,7 +29,10 @@ def test_every_changelist_and_add_page_renders(admin_client_, activity):
         meta = model._meta
         url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
         assert admin_client_.get(url).status_code == 200, url
-        response = admin_client_.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add"))
+        # The activity's add page leads through the gameplay gallery.
+        response = admin_client_.get(
+            reverse(f"admin:{meta.app_label}_{meta.model_name}_add"), follow=True
+        )
         assert response.status_code in (200, 403), url
 
 
@@ -90,9 +93,9 @@ def test_chain_builder_shows_config_errors_on_the_field(admin_client_, activity)
     response = admin_client_.post(url, chain_post(chain, rows))
     assert response.status_code == 200
     form = response.context["inline_admin_formsets"][0].formset.forms[2]
-    assert form.errors["config"] == ["quantity: 0 is less than the minimum of 1"]
+    assert form.errors["config"] == ["Quantity must be at least 1."]
     assert form.fields["config"].widget.errors == [
-        {"path": "quantity", "message": "0 is less than the minimum of 1"}
+        {"path": "quantity", "message": "Quantity must be at least 1."}
     ]
     chain.template.refresh_from_db()
     assert chain.template.version == version
@@ -206,7 +209,8 @@ def test_dashboard_funnel_and_daily_series(admin_client_, activity):
             steps=steps,
         )
     [row] = selectors_dashboard.activity_funnel()
-    assert (row.events, row.passed_rules, row.granted) == (4, 3, 2)
+    assert (row.events, row.passed_rules, row.passed_limits, row.granted) == (4, 3, 2, 2)
+    assert (row.rejected, row.failed) == (2, 0)
     data = admin_client_.get(reverse("admin:activities_activity_dashboard")).json()
     assert data["funnel"][0]["events"] == 4
     assert data["runs"][-1]["count"] == 5

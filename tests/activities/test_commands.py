@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from activities.definitions import dump_definition, parse_text
+from activities.definitions.gameplays import shipped_documents
 from activities.definitions.loading import MAX_DOCUMENT_BYTES
 from activities.models import Activity, ActivityState, ChainRun, Grant, RunOutcome
 from activities.services.events import process_event
@@ -91,8 +92,7 @@ def test_import_activity_errors_list_paths_and_write_nothing(tmp_path, demo_docu
     assert lines[1].startswith("  chains[0].steps[0].config.all[0].field: Unknown customer field")
     assert lines[1].endswith("[unknown_field]")
     assert lines[2] == (
-        "  chains[1].steps[1].config.prizes[0].weight: 0 is less than or equal to the minimum "
-        "of 0 [invalid_config]"
+        "  chains[1].steps[1].config.prizes[0].weight: Weight must be more than 0. [invalid_config]"
     )
     assert not Activity.objects.exists()
 
@@ -199,7 +199,13 @@ def printed_key(output):
 
 def test_seed_demo_creates_a_running_activity_and_a_working_key():
     output = run("seed_demo")
-    activity = Activity.objects.get()
+    # One running demo activity per shipped gameplay.
+    assert Activity.objects.count() == len(shipped_documents())
+    assert set(Activity.objects.values_list("state", flat=True)) == {ActivityState.RUNNING}
+    assert {"spring-quiz-lottery", "checkin-streak-demo", "tasks-demo"} <= set(
+        Activity.objects.values_list("code", flat=True)
+    )
+    activity = Activity.objects.get(code="spring-quiz-lottery")
     assert activity.state == ActivityState.RUNNING
     opens = to_local(activity.starts_at, "Asia/Shanghai")
     assert (opens.date(), opens.time()) == (
@@ -237,8 +243,9 @@ def test_seed_demo_creates_a_running_activity_and_a_working_key():
 def test_seed_demo_twice_is_idempotent():
     first = run("seed_demo")
     second = run("seed_demo")
-    assert Activity.objects.count() == 1
+    assert Activity.objects.count() == len(shipped_documents())
     assert second.splitlines()[0] == "Activity spring-quiz-lottery already exists: running."
+    assert "Activity checkin-streak-demo already exists: running." in second.splitlines()
     live = StorefrontKey.objects.filter(name="demo", revoked=False)
     assert list(live.values_list("prefix", flat=True)) == [printed_key(second).split(".")[0]]
     assert StorefrontKey.objects.get_from_key(printed_key(second)).revoked is False

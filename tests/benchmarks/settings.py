@@ -6,7 +6,7 @@ from config.logging import logging_config
 from config.settings.test import *  # noqa: F403
 
 ROOT_URLCONF = "tests.benchmarks.urls"
-CELERY_IMPORTS = ("tests.benchmarks.bare",)  # not the test-only worker hooks
+CELERY_IMPORTS = ("tests.benchmarks.bare", "tests.benchmarks.journey_tasks")  # not the test hooks
 CELERY_TASK_ROUTES = {**CELERY_TASK_ROUTES, "tests.benchmarks.bare.noop_task": {"queue": "events"}}  # noqa: F405
 LOGGING = logging_config(level="ERROR", renderer="json")
 DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405  (base.py's default)

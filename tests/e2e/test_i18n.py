@@ -19,6 +19,7 @@ from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from activities.definitions.gameplays import all_gameplays
 from activities.models import Activity, ActivityState, ChainRun, Event, Grant
 from core.models import StorefrontKey
 from segments.models import Customer
@@ -138,6 +139,11 @@ def admin_urls(ids: dict[str, int], user) -> list[str]:
         reverse("admin:activities_activity_transition", args=[ids["running"], "end"]),
         reverse("admin:activities_activity_transition", args=[ids["running"], "pause"]),
         reverse("admin:activities_strategytemplate_duplicate", args=[ids["template"]]),
+        reverse("admin:activities_activity_gameplays"),
+        *(
+            reverse("admin:activities_activity_gameplay_add", args=[gameplay.code])
+            for gameplay in all_gameplays()
+        ),
     ]
     return urls
 

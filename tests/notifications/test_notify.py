@@ -50,7 +50,8 @@ def test_config_names_an_existing_template():
     errors = Notify.check_config({"template": "unknown"})
     assert [(e.path, e.code) for e in errors] == [("template", "unknown_template")]
     errors = Notify.check_config({"template": "known", "quiet_hours": {"start": "25:00"}})
-    assert errors and errors[0].path == "quiet_hours"
+    # Each problem on the setting it concerns: the missing end, the impossible start.
+    assert [e.path for e in errors] == ["quiet_hours.end", "quiet_hours.start"]
 
 
 @pytest.mark.django_db

@@ -1,15 +1,27 @@
 """The built-in processors, one module each; importing this package registers them."""
 
 from . import (  # noqa: F401
+    assist,
     build_result,
     call_webhook,
+    checkin_streak,
+    count_subject,
     emit_event,
     grant_benefit,
+    join_team,
+    journey_rules,
+    leaderboard_score,
     lottery_draw,
     notify,
+    open_help_request,
+    open_team,
     participation_limit,
     query_assets,
     rule_check,
     set_context,
     split,
+    task_progress,
+    wait_for,
+    wait_for_event,
+    wait_until,
 )

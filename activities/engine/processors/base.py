@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from activities.engine.context import RunContext
 from activities.engine.errors import ConfigError
+from core.schema_messages import schema_error
 
 if TYPE_CHECKING:
     from activities.engine.cache import CompiledStep
@@ -52,10 +53,10 @@ class Processor:
     def check_config(cls, config: Any) -> list[ConfigError]:
         """Schema first, then the processor's own checks; every problem, with its path."""
         validator = Draft202012Validator(cls.config_schema)
-        errors = [
-            ConfigError(path=_path(error.absolute_path), message=error.message)
-            for error in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-        ]
+        errors = []
+        for error in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path)):
+            path, message = schema_error(error)
+            errors.append(ConfigError(path=_path(path), message=message))
         return errors or cls.clean_config(config)
 
     @classmethod

@@ -2,9 +2,9 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from activities.engine.chain_rules import parse_chain_rule
 from activities.engine.context import RunContext
 from activities.engine.errors import ConfigError
-from activities.engine.fields import check_chain_field
 from activities.engine.registry import register
 from core.rules import RuleError, compile_predicate, parse
 
@@ -30,9 +30,9 @@ class RuleCheck(Processor):
     def clean_config(cls, config: dict[str, Any]) -> list[ConfigError]:
         tree = {k: v for k, v in config.items() if k != "reason"}
         if "reason" in config and not isinstance(config["reason"], str):
-            return [ConfigError("reason", "The reason must be text.")]
+            return [ConfigError("reason", str(_("The reason must be text.")))]
         try:
-            parse(tree, check_field=check_chain_field)
+            parse_chain_rule(tree)
         except RuleError as error:
             return [ConfigError(error.path, error.message, error.code)]
         return []

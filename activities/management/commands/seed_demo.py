@@ -1,7 +1,6 @@
 import datetime as dt
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -10,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from activities.definitions import import_definition, parse_text
+from activities.definitions import gameplays, import_definition, parse_text
 from activities.models import Activity
 from core.errors import GambitError
 from core.models import ApiScope, StorefrontKey
@@ -18,9 +17,9 @@ from core.timezones import to_local
 
 from ._output import command_error
 
-DEMO_FILE = (
-    Path(__file__).resolve().parents[2] / "definitions" / "demo" / "spring-quiz-lottery.yaml"
-)
+# The first demo (quiz -> lottery, the curl below fires its event), then every other gameplay's
+# shipped definition.
+DEMO_FILE = gameplays.SHIPPED / "quiz-lottery.yaml"
 DEMO_KEY_NAME = "demo"
 # The demo fires events and reads their results, nothing more.
 DEMO_KEY_SCOPES = [ApiScope.EVENTS.value]
@@ -29,15 +28,41 @@ DEMO_DAYS = 30
 
 class Command(BaseCommand):
     help = (
-        "Create the quiz -> lottery demo activity (running, window opened from today) and "
-        "print a fresh demo API key with a ready-to-paste curl command. Safe to run again."
+        "Create the demo activities, one per shipped gameplay (running, window opened from "
+        "today), and print a fresh demo API key with a ready-to-paste curl command for the quiz "
+        "-> lottery demo. Safe to run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        document = parse_text(DEMO_FILE.read_bytes())
+        others = [path for path in gameplays.shipped_documents() if path != DEMO_FILE]
+        for path in [DEMO_FILE, *others]:
+            self._seed(parse_text(path.read_bytes()))
+        # A key is stored hashed and shown once, so every run issues a fresh one and revokes
+        # the previous demo key: there is always exactly one live demo key.
+        with transaction.atomic():
+            StorefrontKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(revoked=True)
+            _key, raw = StorefrontKey.objects.create_key(name=DEMO_KEY_NAME, scopes=DEMO_KEY_SCOPES)
+        body = {"channel": "quiz.completed", "customer": "demo-customer", "payload": {"score": 80}}
+        url = options["base_url"].rstrip("/") + reverse("api:event-list")
+        self.stdout.write(
+            _("Demo API key (shown once): %(key)s") % {"key": raw}
+            + " "
+            + _("(scopes: %(scopes)s)") % {"scopes": ", ".join(DEMO_KEY_SCOPES)}
+        )
+        self.stdout.write(_("Try it:"))
+        self.stdout.write(
+            f"curl -X POST {url} \\\n"
+            f"  -H 'Authorization: Api-Key {raw}' \\\n"
+            "  -H 'Content-Type: application/json' \\\n"
+            f"  -H 'Idempotency-Key: demo-{uuid.uuid4()}' \\\n"
+            "  -H 'Prefer: wait=5' \\\n"
+            f"  -d '{json.dumps(body)}'"
+        )
+
+    def _seed(self, document: dict[str, Any]) -> None:
         activity = Activity.objects.filter(code=document["code"]).first()
         if activity is None:
             today = to_local(timezone.now(), document["timezone"]).date()
@@ -65,24 +90,3 @@ class Command(BaseCommand):
                 _("Activity %(code)s already exists: %(state)s.")
                 % {"code": activity.code, "state": activity.state}
             )
-        # A key is stored hashed and shown once, so every run issues a fresh one and revokes
-        # the previous demo key: there is always exactly one live demo key.
-        with transaction.atomic():
-            StorefrontKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(revoked=True)
-            _key, raw = StorefrontKey.objects.create_key(name=DEMO_KEY_NAME, scopes=DEMO_KEY_SCOPES)
-        body = {"channel": "quiz.completed", "customer": "demo-customer", "payload": {"score": 80}}
-        url = options["base_url"].rstrip("/") + reverse("api:event-list")
-        self.stdout.write(
-            _("Demo API key (shown once): %(key)s") % {"key": raw}
-            + " "
-            + _("(scopes: %(scopes)s)") % {"scopes": ", ".join(DEMO_KEY_SCOPES)}
-        )
-        self.stdout.write(_("Try it:"))
-        self.stdout.write(
-            f"curl -X POST {url} \\\n"
-            f"  -H 'Authorization: Api-Key {raw}' \\\n"
-            "  -H 'Content-Type: application/json' \\\n"
-            f"  -H 'Idempotency-Key: demo-{uuid.uuid4()}' \\\n"
-            "  -H 'Prefer: wait=5' \\\n"
-            f"  -d '{json.dumps(body)}'"
-        )

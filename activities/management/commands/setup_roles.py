@@ -25,6 +25,7 @@ VIEWER = "Viewer"
 
 APPS = ("core", "activities", "segments", "notifications")
 CRUD = ("add_", "change_", "delete_", "view_")
+OPERATOR_PERMISSIONS = ("import_customers",)
 # Rows the engine, the storefront or the senders write; operators only look at them.
 RUNTIME_MODELS = {
     "core": {"storefrontkey"},
@@ -35,6 +36,8 @@ RUNTIME_MODELS = {
         "participation",
         "participationcounter",
         "webhookcall",
+        "journeyversion",
+        "waitingrun",
     },
     "segments": {"customer", "order", "segmentmember", "segmentsnapshot", "membership"},
     "notifications": {"delivery"},
@@ -56,7 +59,13 @@ def role_permissions() -> dict[str, list[Permission]]:
         if p.codename.startswith(("add_", "change_", "delete_"))
         and p.content_type.model not in RUNTIME_MODELS.get(p.content_type.app_label, set())
     ]
-    custom = [p for p in every if not p.codename.startswith(CRUD)]
+    # Operators import customers (CSV, through the cleansing path) to build segments.
+    operator_only = [p for p in every if p.codename in OPERATOR_PERMISSIONS]
+    custom = [
+        p
+        for p in every
+        if not p.codename.startswith(CRUD) and p.codename not in OPERATOR_PERMISSIONS
+    ]
     history = list(
         Permission.objects.filter(
             Q(content_type__app_label="django_fsm_log") | Q(content_type__app_label="reversion"),
@@ -65,7 +74,7 @@ def role_permissions() -> dict[str, list[Permission]]:
     )
     return {
         VIEWER: view + history,
-        OPERATOR: view + history + edit,
+        OPERATOR: view + history + edit + operator_only,
         APPROVER: view + history + custom,
     }
 

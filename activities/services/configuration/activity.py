@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,7 +18,15 @@ from django.db.models import F, Sum
 from django.utils.translation import gettext as _
 
 from activities.engine.errors import ConfigError
-from activities.models import Activity, ActivityState, Benefit, Grant, StrategyTemplate
+from activities.models import (
+    COUPON_TERMS,
+    Activity,
+    ActivityState,
+    Benefit,
+    CodeSource,
+    Grant,
+    StrategyTemplate,
+)
 from activities.services.lifecycle import reschedule_activity
 from activities.services.readiness import CHECKED_STATES, check_activity, timezone_errors
 from segments.models import Segment
@@ -70,6 +79,7 @@ def save_benefit(
     stock_total: int | None = None,
     per_customer_limit: int | None = None,
     benefit: Benefit | None = None,
+    coupon_terms: dict[str, Any] | None = None,
 ) -> Benefit:
     """Create or update a benefit of the activity; bumps the activity's config version.
 
@@ -83,6 +93,12 @@ def save_benefit(
         activity = Activity.objects.select_for_update().get(pk=activity.pk)
         _refuse_if_closed(activity)
         old = Benefit.objects.select_for_update().get(pk=benefit.pk) if benefit else None
+        # Coupon codes and validity (COUPON_TERMS); a pool's stock is its free codes,
+        # which only an upload changes.
+        terms = {name: getattr(old, name) for name in COUPON_TERMS} if old else {}
+        terms.update(coupon_terms or {})
+        if terms.get("code_source") == CodeSource.POOL:
+            stock_total = old.stock_total if old and old.stock_total is not None else 0
         candidate = Benefit(
             pk=old.pk if old else None,
             activity=activity,
@@ -93,6 +109,7 @@ def save_benefit(
             stock_total=stock_total,
             stock_remaining=stock_total,
             per_customer_limit=per_customer_limit,
+            **terms,
         )
         errors = model_errors(candidate, exclude=["stock_remaining"], unique=False)
         taken = Benefit.objects.filter(activity=activity, code=code)
@@ -129,6 +146,7 @@ def save_benefit(
                 name=name,
                 value=value,
                 per_customer_limit=per_customer_limit,
+                **terms,
             )
             benefit.refresh_from_db()
         _keep_checked(activity)

@@ -180,13 +180,14 @@
         self.changed();
       },
     });
-    (this.options.operators || []).forEach(function (name) {
+    var picker = window.GambitFieldPicker && window.GambitFieldPicker.applies(this.options) ? window.GambitFieldPicker : null;
+    (picker ? picker.operators(this, cond) : this.options.operators || []).forEach(function (name) {
       op.appendChild(el("option", { value: name, text: t["op_" + name] || name }));
     });
     op.value = cond.op || "eq";
-    row.appendChild(field);
+    row.appendChild(picker ? picker.field(this, cond, path) : field);
     row.appendChild(op);
-    row.appendChild(this.renderValue(cond, joinPath(path, "value")));
+    row.appendChild(picker ? picker.value(this, cond, joinPath(path, "value")) : this.renderValue(cond, joinPath(path, "value")));
     row.appendChild(el("button", {
       type: "button",
       className: "gambit-remove",
@@ -292,7 +293,7 @@
       } };
     }
     var type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
-    if (type === "object" && schema.properties) return this.renderObject(schema, value || {}, path);
+    if (type === "object" && schema.properties) return this.renderObject(schema, value || {}, path, !required);
     if (type === "object" && schema.additionalProperties && typeof schema.additionalProperties === "object") {
       return this.renderMap(schema.additionalProperties, value || {}, path);
     }
@@ -331,7 +332,8 @@
     } };
   };
 
-  SchemaForm.prototype.renderObject = function (schema, value, path) {
+  SchemaForm.prototype.renderObject = function (schema, value, path, optional) {
+    // An optional object left empty (a notify step's frequency cap) is left out, not sent as {}.
     var self = this;
     var required = schema.required || [];
     var getters = {};
@@ -350,7 +352,7 @@
         var v = getters[name]();
         if (v !== undefined) out[name] = v;
       });
-      return Object.keys(out).length || required.length ? out : undefined;
+      return Object.keys(out).length || !optional ? out : undefined;
     } };
   };
 
@@ -454,12 +456,21 @@
     try { return JSON.parse(textarea.value); } catch (error) { return null; }
   }
 
+  function showSample(list, sample) {
+    list.innerHTML = "";
+    (sample || []).forEach(function (member) {
+      list.appendChild(el("li", {}, [member.url ? el("a", { href: member.url, text: member.label }) : el("span", { text: member.label })]));
+    });
+  }
+
   function mountTree(root, textarea, ui, options) {
     var counter = null;
+    var sample = null;
     var timer = null;
     function count(value) {
       if (!options.countUrl || !counter) return;
       clearTimeout(timer);
+      if (!value) { counter.textContent = ""; showSample(sample, []); return; }
       counter.textContent = options.i18n.counting;
       timer = setTimeout(function () {
         var body = new FormData();
@@ -469,9 +480,10 @@
           headers: token ? { "X-CSRFToken": token.value } : {} })
           .then(function (response) { return response.json(); })
           .then(function (data) {
-            if (data.errors) { counter.textContent = ""; showErrors(ui, data.errors); return; }
+            if (data.errors) { counter.textContent = ""; showSample(sample, []); showErrors(ui, data.errors); return; }
             showErrors(ui, []);
             counter.textContent = options.i18n.count + " " + data.count;
+            showSample(sample, data.sample);
           });
       }, 300);
     }
@@ -481,8 +493,10 @@
     }, options.basePath || "");
     ui.appendChild(editor.node);
     if (options.countUrl) {
-      counter = el("div", { className: "gambit-count" });
+      counter = el("div", { className: "gambit-count", "aria-live": "polite" });
+      sample = el("ul", { className: "gambit-sample" });
       ui.appendChild(counter);
+      ui.appendChild(sample);
       count(editor.value());
     }
     showErrors(ui, options.errors);
@@ -512,7 +526,7 @@
           if (reason.value.trim()) out.reason = reason.value.trim();
           textarea.value = JSON.stringify(out);
         };
-        var editor = new TreeEditor(Object.assign({}, options, { optional: false }), tree, write, "");
+        var editor = new TreeEditor(Object.assign({}, options, { optional: false, fields: options.conditionFields || options.fields }), tree, write, "");
         reason.addEventListener("input", function () { write(editor.value()); });
         ui.appendChild(editor.node);
         ui.appendChild(el("div", { className: "gambit-prop" }, [el("label", { text: options.i18n.reason }), reason]));
@@ -553,8 +567,12 @@
       var input = row.querySelector('input[name$="-position"]');
       var deleted = row.querySelector('input[name$="-DELETE"]');
       if (input && !(deleted && deleted.checked)) input.value = position++;
-      var number = row.querySelector(".gambit-step-number");
-      if (number) number.textContent = String(position) + ".";
+      // Titles count from 1 and name the processor by its label, not its key.
+      var title = row.querySelector("h3 .inline_label");
+      var select = row.querySelector('select[name$="-processor"]');
+      if (title && select && select.selectedIndex >= 0) {
+        title.textContent = String(position) + ". " + select.options[select.selectedIndex].text;
+      }
     });
   }
 
@@ -608,7 +626,7 @@
     });
     renumber(group);
     group.addEventListener("change", function (event) {
-      if (event.target.name && /-DELETE$/.test(event.target.name)) renumber(group);
+      if (event.target.name && /-(DELETE|processor)$/.test(event.target.name)) renumber(group);
     });
   }
 

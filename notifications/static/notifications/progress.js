@@ -10,9 +10,10 @@
     box.querySelector(".notif-live-text").textContent =
       data.percent + "% — " +
       ["planned", "sent", "failed", "skipped"].map((k) => label(k) + ": " + data[k]).join(", ") +
-      " (" + data.state + (data.state_reason ? ": " + data.state_reason : "") + ")";
+      " (" + (data.state_label || data.state) + (data.state_reason ? ": " + data.state_reason : "") + ")";
+    const reasons = data.skipped_labels || {};
     box.querySelector(".notif-live-reasons").textContent = Object.entries(data.skipped_by_reason)
-      .map(([reason, count]) => reason + ": " + count)
+      .map(([reason, count]) => (reasons[reason] || reason) + ": " + count)
       .join(", ");
   }
 
