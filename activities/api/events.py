@@ -76,12 +76,12 @@ class RunSerializer(serializers.Serializer):
         waiting = getattr(run, "waiting", None)
         return waiting if waiting is not None and waiting.state == WaitState.WAITING else None
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_resumes_at(self, run: ChainRun) -> str | None:
         waiting = self._waiting(run)
         return serializers.DateTimeField().to_representation(waiting.due_at) if waiting else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_awaiting(self, run: ChainRun) -> str | None:
         waiting = self._waiting(run)
         return waiting.channel.code if waiting and waiting.channel else None
