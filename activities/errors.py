@@ -7,6 +7,11 @@ class UnknownChannel(GambitError):
     code = "unknown_channel"
 
 
+class InternalChannel(GambitError):
+    code = "internal_channel"
+    http_status = 403
+
+
 class UnknownActivity(GambitError):
     code = "unknown_activity"
 

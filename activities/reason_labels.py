@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from activities.engine import registry
+
 REASON_LABELS: dict[str, str | Promise] = {
     "rule_not_met": _("the rule was not met"),
     "condition_false": _("its condition was false"),
@@ -49,7 +51,29 @@ REASON_LABELS: dict[str, str | Promise] = {
     "timeout": _("timed out"),
     "elapsed": _("the wait was over"),
     "rejected": _("rejected"),
+    "already_checked_in": _("already checked in today"),
+    "nothing_to_make_up": _("no missed day to make up"),
+    "team_missing": _("the event names no team"),
+    "subject_missing": _("the event names no subject"),
+    "request_missing": _("the event names no help request"),
+    "invalid_recipient": _("the customer to send the event to is not valid"),
+    "no_prize": _("the draw gave no prize"),
+    "score_out_of_range": _("score out of range"),
+    "run_not_saved": _("the run was not saved"),
+    "unknown_template": _("the notification template does not exist"),
+    "render_error": _("the notification could not be rendered"),
+    "no_recipient": _("no customer to send the event to"),
+    "too_many_recipients": _("too many customers for one step"),
+    "emit_depth_exceeded": _("events chained too deep (a loop?)"),
+    "unknown_channel": _("the channel does not exist"),
+    "unknown_benefit": _("the activity has no such benefit"),
 }
+
+# Codes built from a benefit's code or a processor's key (see grants, lottery_draw,
+# checkin_streak and the runner): the label names the benefit or the step.
+NOT_ENOUGH = "not_enough_"
+LIMIT_REACHED = "_limit_reached"
+STEP_ERROR = "_error"
 
 
 def reason_label(code: str) -> str:
@@ -57,4 +81,15 @@ def reason_label(code: str) -> str:
     if not code:
         return ""
     label = REASON_LABELS.get(code)
-    return str(label) if label is not None else code
+    if label is not None:
+        return str(label)
+    if code.startswith(NOT_ENOUGH):
+        return _("not enough %(benefit)s") % {"benefit": code.removeprefix(NOT_ENOUGH)}
+    if code.endswith(LIMIT_REACHED):
+        return _("limit per customer of %(benefit)s reached") % {
+            "benefit": code.removesuffix(LIMIT_REACHED)
+        }
+    processor = registry.get(code.removesuffix(STEP_ERROR)) if code.endswith(STEP_ERROR) else None
+    if processor is not None:
+        return _("the step %(step)s failed") % {"step": processor.label}
+    return code

@@ -121,7 +121,7 @@ class CustomerAdmin(admin.ModelAdmin):
     list_filter = [DataQualityFilter, "level", "email_consent", "sms_consent", "wechat_consent"]
     search_fields = ["=external_id", "name", "=email", "=phone"]
     autocomplete_fields = ["tag_set"]
-    readonly_fields = ["quality_text", "recent_orders", "created_at", "updated_at"]
+    readonly_fields = ["tag_list", "quality_text", "recent_orders", "created_at", "updated_at"]
     actions = ["export_csv"]
     # Millions of rows: never count the whole table for the paginator's "of N".
     show_full_result_count = False
@@ -129,6 +129,18 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description=_("flags"))
     def flag_count(self, customer: Customer) -> int:
         return len(customer.quality_flags or [])
+
+    @admin.display(description=_("tags"))
+    def tag_list(self, customer: Customer) -> str:
+        # Tags come through CustomerTag (synced by the storefront), so the form has no field.
+        tags = customer.tag_set.order_by("code")
+        if not tags:
+            return "-"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:segments_tag_change", args=[tag.pk]), str(tag)) for tag in tags),
+        )
 
     @admin.display(description=_("latest orders"))
     def recent_orders(self, customer: Customer) -> str:

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm_log.models import StateLog
@@ -19,8 +20,7 @@ from reversion_compare.admin import CompareVersionAdmin
 
 from activities import selectors_dashboard
 from activities.definitions.gameplays.dry_run import dry_run_from_state
-from activities.engine import registry
-from activities.models import COUPON_TERMS, Activity, ActivityState, Benefit, RunOutcome
+from activities.models import COUPON_TERMS, Activity, ActivityState, Benefit
 from activities.services import approvals, configuration, lifecycle, scheduling
 from core.admin.base import (
     ReasonForm,
@@ -32,18 +32,18 @@ from core.admin.base import (
 from core.timezones import LocalDateTimeField, LocalDateTimeFormMixin, describe
 
 from . import gameplays
+from .coupons import BenefitForm, BenefitFormSet
 from .documents import export_view, import_view
-from .dry_run import DryRunForm
+from .dry_run import DryRunForm, outcome_context
 from .figures import figures_view
 from .history import bump_version
 from .journeys import waiting_table
 from .list_filters import ArchivedFilter
-from .runs import mapping_table, trace_table
 
 
 class ActivityForm(LocalDateTimeFormMixin, forms.ModelForm):
-    starts_at = LocalDateTimeField(label=_("starts at"), required=False)
-    ends_at = LocalDateTimeField(label=_("ends at"), required=False)
+    starts_at = LocalDateTimeField(label=capfirst(_("starts at")), required=False)
+    ends_at = LocalDateTimeField(label=capfirst(_("ends at")), required=False)
 
     class Meta:
         model = Activity
@@ -75,6 +75,8 @@ UPDATABLE = (
 
 class BenefitInline(admin.TabularInline):
     model = Benefit
+    form = BenefitForm
+    formset = BenefitFormSet
     extra = 0
     fields = [
         "code",
@@ -494,10 +496,7 @@ class ActivityAdmin(ServiceErrorsMixin, TransitionAdminMixin, CompareVersionAdmi
             "title": _("Dry-run of %(name)s") % {"name": activity.name},
             "form": form,
             "outcome": outcome,
-            "outcome_label": dict(RunOutcome.choices).get(outcome.outcome, "") if outcome else "",
-            "trace": trace_table(outcome.steps) if outcome else "",
-            "result": mapping_table(outcome.result) if outcome else "",
-            "processor_labels": dict(registry.choices()),
+            **outcome_context(outcome),
             "media": self.media + form.media,
         }
         return TemplateResponse(request, "admin/activities/activity/dry_run.html", context)

@@ -21,6 +21,7 @@ from reversion.models import Version
 from activities.engine import registry
 from activities.models import ChainStep
 from core.admin.condition_text import condition_text, literal_text
+from core.admin.sentences import sentence
 from core.labels import ENUM_LABELS, PROPERTY_LABELS
 
 
@@ -54,9 +55,29 @@ def _setting_value(value: Any) -> str:
     return literal_text(value)
 
 
+def processor_label(key: str) -> str:
+    processor = registry.get(key)
+    return str(processor.label) if processor is not None else key
+
+
+def settings_text(processor: str, config: dict[str, Any]) -> str:
+    """A step's settings as an operator reads them: a rule as text, others as "label: value"."""
+    config = dict(config or {})
+    parts = []
+    if processor == "rule_check":
+        reason = config.pop("reason", None)
+        parts.append(condition_text(config))
+        config = {"reason": reason} if reason else {}
+    parts += [
+        f"{_setting_label(path)}: {_setting_value(value)}"
+        for path, value in sorted(_leaves(config).items(), key=lambda item: str(item[0]))
+        if config
+    ]
+    return "; ".join(parts) or "-"
+
+
 def _step_name(step: dict[str, Any], number: int) -> str:
-    processor = registry.get(step["processor"])
-    label = str(processor.label) if processor is not None else step["processor"]
+    label = processor_label(step["processor"])
     return _("step %(n)d (%(processor)s)") % {"n": number, "processor": label}
 
 
@@ -116,7 +137,11 @@ def _setting_changes(before: dict[str, Any], after: dict[str, Any], name: str) -
     if before["processor"] != after["processor"]:
         changes.append(
             _("%(step)s: processor from %(old)s to %(new)s.")
-            % {"step": name, "old": before["processor"], "new": after["processor"]}
+            % {
+                "step": name,
+                "old": processor_label(before["processor"]),
+                "new": processor_label(after["processor"]),
+            }
         )
         return changes
     if (before.get("when") or None) != (after.get("when") or None):
@@ -131,7 +156,11 @@ def _setting_changes(before: dict[str, Any], after: dict[str, Any], name: str) -
     if before.get("on_error") != after.get("on_error"):
         changes.append(
             _("%(step)s: on error from %(old)s to %(new)s.")
-            % {"step": name, "old": before.get("on_error"), "new": after.get("on_error")}
+            % {
+                "step": name,
+                "old": _setting_value(before.get("on_error")),
+                "new": _setting_value(after.get("on_error")),
+            }
         )
     old_config, new_config = before.get("config") or {}, after.get("config") or {}
     if old_config == new_config:
@@ -180,7 +209,7 @@ def steps_at(version: Version, chain_id: int) -> list[dict[str, Any]]:
 def render_changes(changes: Iterable[str]) -> str:
     return format_html(
         '<ul class="gambit-diff">{}</ul>',
-        format_html_join("", "<li>{}</li>", ((change,) for change in changes)),
+        format_html_join("", "<li>{}</li>", ((sentence(change),) for change in changes)),
     )
 
 

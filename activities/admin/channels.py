@@ -25,8 +25,8 @@ class ChannelForm(forms.ModelForm):
 @admin.register(Channel)
 class ChannelAdmin(CompareVersionAdmin):
     form = ChannelForm
-    list_display = ["code", "name", "created_at"]
+    list_display = ["code", "name", "internal", "created_at"]
     search_fields = ["code", "name", "description"]
     list_filter = ["created_at"]
-    fields = ["code", "name", "description", "payload_schema", "created_at"]
-    readonly_fields = ["created_at"]
+    fields = ["code", "name", "description", "payload_schema", "internal", "created_at"]
+    readonly_fields = ["internal", "created_at"]

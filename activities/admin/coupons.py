@@ -1,13 +1,17 @@
-"""Coupons in the back-office: issuing a benefit to a segment (request, see what it takes, a
-second person approves, live progress) and uploading a pool of codes."""
+"""Coupons in the back-office: a benefit's fixed validity as days in the activity's zone,
+issuing a benefit to a segment (request, see what it takes, a second person approves, live
+progress) and uploading a pool of codes."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms, http
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied
+from django.forms.models import BaseInlineFormSet
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,6 +20,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from activities.models import (
+    Activity,
     ActivityState,
     Benefit,
     BenefitIssue,
@@ -26,6 +31,7 @@ from activities.models import (
 from activities.services import coupon_codes, coupon_issue
 from core.admin.base import ServiceErrorsMixin, TransitionAdminMixin, TransitionButton
 from core.errors import GambitError
+from core.timezones import UnknownTimezone, get_zone
 
 ISSUABLE = {"kind__in": [BenefitKind.COUPON, BenefitKind.PRIZE, BenefitKind.CASH]}
 OPEN_ACTIVITY = {"activity__state__in": [ActivityState.SCHEDULED, ActivityState.RUNNING]}
@@ -94,6 +100,92 @@ class PoolUploadForm(forms.Form):
         label=_("CSV file"),
         help_text=_("One code per line in the first column; a header line is skipped."),
     )
+
+
+class BenefitForm(forms.ModelForm):
+    """A benefit row of the activity page. Fixed validity is typed and shown as days in the
+    activity's zone, which the column names: valid from the start of the first day, until the
+    local midnight that ends the last one. The rows are stored as instants; when the activity's
+    zone changes, the days stay and the instants follow the new zone."""
+
+    valid_from = forms.DateField(required=False, widget=AdminDateWidget)
+    valid_until = forms.DateField(required=False, widget=AdminDateWidget)
+
+    def __init__(
+        self, *args: Any, zone_name: str = "", stored_zone_name: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone_name = zone_name
+        self.zone_moved = bool(stored_zone_name) and stored_zone_name != zone_name
+        named = {"zone": zone_name}
+        self.fields["valid_from"].label = gettext("first valid day (%(zone)s)") % named
+        self.fields["valid_from"].help_text = (
+            gettext(
+                "Empty means from issue. Usable from 00:00 of this day in %(zone)s, the "
+                "activity's time zone."
+            )
+            % named
+        )
+        self.fields["valid_until"].label = gettext("last valid day (%(zone)s)") % named
+        self.fields["valid_until"].help_text = (
+            gettext(
+                "Usable through this day: it ends at the midnight after it in %(zone)s, the "
+                "activity's time zone. With valid days too, the earlier end wins."
+            )
+            % named
+        )
+        if self.instance.pk and stored_zone_name:
+            first, last = coupon_codes.first_and_last_day(
+                valid_from=self.instance.valid_from,
+                valid_until=self.instance.valid_until,
+                timezone_name=stored_zone_name,
+            )
+            self.initial.update(valid_from=first, valid_until=last)
+
+    def has_changed(self) -> bool:
+        fixed = self.instance.valid_from is not None or self.instance.valid_until is not None
+        return super().has_changed() or (self.zone_moved and fixed)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        first, last = data.pop("valid_from", None), data.pop("valid_until", None)
+        if first is not None and last is not None and last < first:
+            self.add_error("valid_until", gettext("The last valid day is before the first."))
+            return data
+        try:
+            get_zone(self.zone_name)
+        except UnknownTimezone:
+            # The activity form reports the zone; nothing is saved until it is fixed.
+            return data
+        data["valid_from"] = (
+            coupon_codes.local_midnight(first, self.zone_name) if first is not None else None
+        )
+        data["valid_until"] = (
+            coupon_codes.local_midnight(last + dt.timedelta(days=1), self.zone_name)
+            if last is not None
+            else None
+        )
+        return data
+
+
+class BenefitFormSet(BaseInlineFormSet):
+    """Hands each benefit row the zone the activity will have after this save, and the zone
+    its stored instants were made in."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stored_zone_name = (
+            Activity.objects.filter(pk=self.instance.pk).values_list("timezone", flat=True).first()
+            if self.instance.pk
+            else None
+        ) or self.instance.timezone
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        return {
+            **super().get_form_kwargs(index),
+            "zone_name": self.instance.timezone,
+            "stored_zone_name": self.stored_zone_name,
+        }
 
 
 @admin.register(BenefitIssue)

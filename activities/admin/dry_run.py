@@ -9,10 +9,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from activities.definitions.gameplays.dry_run import gameplay_of
-from activities.models import Activity, Channel
+from activities.engine import registry
+from activities.models import Activity, BenefitKind, Channel, RunOutcome
+from activities.reason_labels import reason_label
 from activities.services.payload_schemas import payload_errors
 
 from .gameplay_fields import add_parameter_fields, parameters_from
+from .runs import mapping_table, trace_table
 
 
 class DryRunForm(forms.Form):
@@ -62,3 +65,29 @@ class DryRunForm(forms.Form):
             for error in payload_errors(schema=channel.payload_schema, payload=payload):
                 self.add_error("payload", f"{error['path']}: {error['message']}")
         return cleaned
+
+
+def outcome_context(outcome: Any) -> dict[str, Any]:
+    """What the dry-run page shows of an outcome, in the operator's words: labels for the
+    outcome, the reason, benefit kinds and processors, and tables rather than raw mappings."""
+    if outcome is None:
+        return {}
+    kinds = dict(BenefitKind.choices)
+    processors = dict(registry.choices())
+    return {
+        "outcome_label": dict(RunOutcome.choices).get(outcome.outcome, ""),
+        "reason_text": reason_label(outcome.reason) if outcome.reason else "",
+        "trace": trace_table(outcome.steps),
+        "result": mapping_table(outcome.result),
+        "grant_rows": [
+            {**grant, "kind_label": kinds.get(grant.get("kind"), grant.get("kind"))}
+            for grant in outcome.grants
+        ],
+        "send_rows": [
+            (processors.get(send["processor"], send["processor"]), mapping_table(send["config"]))
+            for send in outcome.sends
+        ],
+        "emitted_rows": [
+            (event["channel"], mapping_table(event["payload"])) for event in outcome.emitted
+        ],
+    }

@@ -15,11 +15,12 @@ from django.utils.translation import gettext as _
 from activities import selectors_dashboard
 from activities.models import Activity
 from activities.reason_labels import reason_label
+from core.admin.sentences import sentence
 
 
 def chart_strings() -> dict[str, str]:
     """Every text the charts show, translated on the server."""
-    return {
+    strings = {
         "events": _("events"),
         "passed_rules": _("passed the rules"),
         "passed_limits": _("within the limits"),
@@ -37,12 +38,13 @@ def chart_strings() -> dict[str, str]:
         "empty": _("No runs yet."),
         "unlimited": _("unlimited"),
     }
+    return {key: sentence(text) for key, text in strings.items()}
 
 
 def figures(activity: Activity) -> dict[str, Any]:
     data = selectors_dashboard.activity_stats(activity_id=activity.pk)
     for row in data["rejections"]:
-        row["label"] = reason_label(row["reason"]) or _("(no reason given)")
+        row["label"] = sentence(reason_label(row["reason"]) or _("(no reason given)"))
     return data
 
 

@@ -11,6 +11,7 @@ from activities.models import Grant
 from activities.services import coupon_exports
 from activities.services.grants import revoke_grant
 from core.admin.base import ReadOnlyAdmin, ReasonForm, TransitionAdminMixin, TransitionButton
+from core.timezones import describe
 
 GRANT_BUTTONS = {
     "revoke": TransitionButton(
@@ -36,7 +37,7 @@ class GrantAdmin(TransitionAdminMixin, ReadOnlyAdmin):
         "quantity",
         "remaining",
         "state",
-        "valid_until",
+        "valid_until_local",
         "created_at",
     ]
     actions = ["export_grants_csv", "export_redemptions_csv"]
@@ -61,8 +62,8 @@ class GrantAdmin(TransitionAdminMixin, ReadOnlyAdmin):
         "value",
         "state",
         "code",
-        "valid_from",
-        "valid_until",
+        "valid_from_local",
+        "valid_until_local",
         "order",
         "redeemed_at",
         "idempotency_key",
@@ -70,6 +71,15 @@ class GrantAdmin(TransitionAdminMixin, ReadOnlyAdmin):
         "updated_at",
     ]
     readonly_fields = fields
+
+    # Validity is a local day of the activity's zone; shown in that zone, named.
+    @admin.display(description=_("valid from"), ordering="valid_from")
+    def valid_from_local(self, grant: Grant) -> str:
+        return describe(grant.valid_from, grant.activity.timezone) or "-"
+
+    @admin.display(description=_("valid until"), ordering="valid_until")
+    def valid_until_local(self, grant: Grant) -> str:
+        return describe(grant.valid_until, grant.activity.timezone) or "-"
 
     @admin.action(description=_("Export selected grants to CSV"))
     def export_grants_csv(

@@ -16,17 +16,21 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from reversion_compare.admin import CompareVersionAdmin
 
-from activities.admin.chain_diff import with_step_changes
+from activities.admin.chain_diff import processor_label, settings_text, with_step_changes
 from activities.admin.condition_fields import chain_condition_fields
 from activities.engine import registry
 from activities.models import ActivityState, Chain, ChainStep, StrategyTemplate
 from activities.services import configuration
 from core.admin.base import ServiceErrorsMixin, record_saved
+from core.admin.condition_text import condition_text
+from core.admin.sentences import without_code_spans
 from core.admin.widgets import ConditionTreeWidget, SchemaConfigWidget
 from core.errors import InvalidConfiguration
+from core.labels import PROPERTY_LABELS
 from segments.rule_fields import CUSTOMER_FIELDS
 
 # Live activities run a template's chains; their configuration is frozen while they do.
@@ -46,7 +50,7 @@ def processor_specs() -> dict[str, dict[str, Any]]:
     return {
         cls.key: {
             "label": str(cls.label),
-            "description": str(cls.description),
+            "description": without_code_spans(cls.description, PROPERTY_LABELS),
             "schema": cls.config_schema,
         }
         for cls in registry.all_processors()
@@ -61,10 +65,10 @@ def _widget_path(path: str, prefix: str) -> str:
 
 
 class StepForm(forms.ModelForm):
-    processor = forms.ChoiceField(label=_("processor"), choices=registry.choices)
-    config = forms.JSONField(label=_("configuration"), required=False)
+    processor = forms.ChoiceField(label=capfirst(_("processor")), choices=registry.choices)
+    config = forms.JSONField(label=capfirst(_("configuration")), required=False)
     when = forms.JSONField(
-        label=_("only when"),
+        label=capfirst(_("only when")),
         required=False,
         help_text=_("Optional condition; the step is skipped when it is false."),
     )
@@ -125,10 +129,47 @@ class StepInline(admin.StackedInline):
     ordering = ["position", "id"]
     classes = ["gambit-step-inline"]
 
+    # A chain that cannot be edited (its activity is live, or the user only views) shows its
+    # steps in words: the processor's label, the settings as text, the condition as a sentence.
+    read_only_fields = ["step_processor", "step_settings", "step_condition", "on_error"]
+
+    class Media:
+        js = ("gambit/step_titles.js",)
+
     def get_formset(self, request: http.HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        fields = chain_condition_fields(chain=obj)
-        kwargs["form"] = type("StepForm", (self.form,), {"condition_fields": fields})
+        if self._read_only(request, obj):
+            kwargs["form"] = forms.ModelForm
+        else:
+            fields = chain_condition_fields(chain=obj)
+            kwargs["form"] = type("StepForm", (self.form,), {"condition_fields": fields})
         return super().get_formset(request, obj, **kwargs)
+
+    def get_fields(self, request: http.HttpRequest, obj: Any = None) -> Any:
+        if self._read_only(request, obj):
+            return self.read_only_fields
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: http.HttpRequest, obj: Any = None) -> Any:
+        if self._read_only(request, obj):
+            return self.read_only_fields
+        return super().get_readonly_fields(request, obj)
+
+    def _read_only(self, request: http.HttpRequest, obj: Chain | None) -> bool:
+        return obj is not None and not self.admin_site._registry[Chain].has_change_permission(
+            request, obj
+        )
+
+    @admin.display(description=capfirst(_("processor")))
+    def step_processor(self, step: ChainStep) -> str:
+        return processor_label(step.processor)
+
+    @admin.display(description=capfirst(_("configuration")))
+    def step_settings(self, step: ChainStep) -> str:
+        return settings_text(step.processor, step.config)
+
+    @admin.display(description=capfirst(_("only when")))
+    def step_condition(self, step: ChainStep) -> str:
+        return condition_text(step.when) if step.when else "-"
 
 
 class LiveTemplateMixin:
@@ -181,7 +222,11 @@ class ChainAdmin(ServiceErrorsMixin, LiveTemplateMixin, CompareVersionAdmin):
         self, request: http.HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> Any:
         context["processors"] = [
-            {"key": cls.key, "label": cls.label, "description": cls.description}
+            {
+                "key": cls.key,
+                "label": cls.label,
+                "description": without_code_spans(cls.description, PROPERTY_LABELS),
+            }
             for cls in registry.all_processors()
         ]
         return super().render_change_form(request, context, *args, **kwargs)

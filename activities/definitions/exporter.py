@@ -1,9 +1,10 @@
 """An activity as a definition document: the canonical form the importer reads back.
 
 Canonical means defaults are left out where the appendix leaves them out (a step's empty
-config, a null `when`, `on_error: abort`, a benefit's unset stock), times are wall times in the
-activity's zone with seconds, amounts are text with two decimals, and chains, steps and
-benefits keep the order they were created in. Exporting an imported canonical document gives
+config, a null `when`, `on_error: abort`, a benefit's unset stock, a coupon's default code
+settings, coupons following orders), times are wall times and coupon validity days in the
+activity's zone, amounts are text with two decimals, and chains, steps and benefits keep the
+order they were created in. Exporting an imported canonical document gives
 that document back exactly.
 """
 
@@ -15,9 +16,18 @@ from typing import Any
 
 import yaml
 
-from activities.models import Activity, Chain, ErrorPolicy, StrategyTemplate
+from activities.models import (
+    Activity,
+    BenefitKind,
+    Chain,
+    CodeSource,
+    ErrorPolicy,
+    StrategyTemplate,
+)
 from activities.models.activity import ExhaustionPolicy
 from core.timezones import to_local
+
+from .coupon_terms import export_coupon
 
 
 def amount(value: Decimal) -> str:
@@ -81,6 +91,8 @@ def export_definition(*, activity: Activity) -> dict[str, Any]:
         document["budget"] = amount(activity.budget_total)
     if activity.on_exhausted != ExhaustionPolicy.PAUSE:
         document["on_exhausted"] = activity.on_exhausted
+    if not activity.coupons_follow_orders:
+        document["coupons_follow_orders"] = False
     if template.gameplay:
         document["gameplay"] = {
             "code": template.gameplay,
@@ -91,12 +103,16 @@ def export_definition(*, activity: Activity) -> dict[str, Any]:
         item: dict[str, Any] = {"code": benefit.code, "kind": benefit.kind}
         if benefit.name:
             item["name"] = benefit.name
-        if benefit.stock_total is not None:
+        if benefit.stock_total is not None and benefit.code_source != CodeSource.POOL:
             item["stock"] = benefit.stock_total
         if benefit.per_customer_limit is not None:
             item["per_customer_limit"] = benefit.per_customer_limit
         if benefit.value is not None:
             item["value"] = amount(benefit.value)
+        if benefit.kind == BenefitKind.COUPON and (
+            coupon := export_coupon(benefit, activity.timezone)
+        ):
+            item["coupon"] = coupon
         benefits.append(item)
     document["benefits"] = benefits
     document["chains"] = export_chains(template)

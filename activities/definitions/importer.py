@@ -29,6 +29,7 @@ from activities.models import (
     Chain,
     ChainStep,
     Channel,
+    CodeSource,
     ErrorPolicy,
     StrategyTemplate,
 )
@@ -39,6 +40,7 @@ from activities.services.configuration import (
     find_loop,
     lock_emit_graph,
     loop_error,
+    mark_credited_channels,
     stored_emit_edges,
 )
 from activities.services.lifecycle import schedule_activity
@@ -48,6 +50,7 @@ from core.schema_messages import schema_error
 from core.timezones import to_utc
 from segments.models import Segment
 
+from .coupon_terms import check_coupon
 from .exporter import canonical_step, export_chains
 from .loading import format_path, plain_tree, refuse
 from .schema import document_schema
@@ -85,6 +88,7 @@ class _Plan:
     segment: Segment | None = None
     budget: Decimal | None = None
     values: list[Decimal | None] = field(default_factory=list)
+    coupon_terms: list[dict[str, Any]] = field(default_factory=list)
     template: StrategyTemplate | None = None
     channels: set[str] = field(default_factory=set)
 
@@ -170,6 +174,14 @@ def _check_activity_fields(document: dict[str, Any], plan: _Plan) -> list[Config
             )
         seen.add(benefit["code"])
         plan.values.append(_amount(benefit.get("value"), f"benefits[{index}].value", errors))
+        plan.coupon_terms.append(
+            check_coupon(
+                benefit,
+                f"benefits[{index}]",
+                None if zone_errors else document["timezone"],
+                errors,
+            )
+        )
     return errors
 
 
@@ -301,7 +313,19 @@ def _write_template(document: dict[str, Any], channels: dict[str, Channel]) -> S
             )
             for position, step in enumerate(chain_doc["steps"])
         )
+    mark_credited_channels(
+        steps=[
+            (step["processor"], step.get("config", {}))
+            for chain_doc in document["chains"]
+            for step in chain_doc["steps"]
+        ]
+    )
     return template
+
+
+def _stock(benefit: dict[str, Any], terms: dict[str, Any]) -> int | None:
+    # A pool starts empty: its stock is the codes uploaded to it.
+    return 0 if terms.get("code_source") == CodeSource.POOL else benefit.get("stock")
 
 
 def _write(document: dict[str, Any], plan: _Plan) -> Activity:
@@ -320,6 +344,7 @@ def _write(document: dict[str, Any], plan: _Plan) -> Activity:
         budget_total=plan.budget,
         budget_remaining=plan.budget,
         on_exhausted=document.get("on_exhausted", ExhaustionPolicy.PAUSE),
+        coupons_follow_orders=document.get("coupons_follow_orders", True),
     )
     Benefit.objects.bulk_create(
         Benefit(
@@ -328,11 +353,14 @@ def _write(document: dict[str, Any], plan: _Plan) -> Activity:
             kind=benefit["kind"],
             name=benefit.get("name", ""),
             value=value,
-            stock_total=benefit.get("stock"),
-            stock_remaining=benefit.get("stock"),
+            stock_total=_stock(benefit, terms),
+            stock_remaining=_stock(benefit, terms),
             per_customer_limit=benefit.get("per_customer_limit"),
+            **terms,
         )
-        for benefit, value in zip(document["benefits"], plan.values, strict=True)
+        for benefit, value, terms in zip(
+            document["benefits"], plan.values, plan.coupon_terms, strict=True
+        )
     )
     return activity
 

@@ -23,6 +23,8 @@ from activities.models.activity import ExhaustionPolicy
 from activities.models.channel import channel_code_validator
 from activities.models.template import code_validator
 
+from .coupon_terms import coupon_schema
+
 PUBLISHED_PATH = Path(__file__).resolve().parents[2] / "docs" / "activity-definition.schema.json"
 
 # PositiveIntegerField's ceiling on PostgreSQL.
@@ -140,6 +142,12 @@ def document_schema(*, processor_configs: bool = True) -> dict[str, Any]:
                     "enum": list(ExhaustionPolicy.values),
                     "default": ExhaustionPolicy.PAUSE.value,
                 },
+                "coupons_follow_orders": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "A coupon named on an order is redeemed when the order is "
+                    "paid and released when it is cancelled.",
+                },
                 "benefits": {
                     "type": "array",
                     "maxItems": 200,
@@ -156,6 +164,7 @@ def document_schema(*, processor_configs: bool = True) -> dict[str, Any]:
                                 "minimum": 1,
                                 "maximum": MAX_INT,
                             },
+                            "coupon": coupon_schema(MAX_INT),
                         },
                         "required": ["code", "kind"],
                         "additionalProperties": False,

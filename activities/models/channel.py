@@ -23,6 +23,15 @@ class Channel(models.Model):
         blank=True,
         help_text=_("Optional JSON Schema; an event whose payload breaks it is refused with 400."),
     )
+    internal = models.BooleanField(
+        _("fired by Gambit only"),
+        default=False,
+        help_text=_(
+            "Set when a step sends events on this channel to other customers (a team's members, "
+            "a help request's initiator): the storefront's events on it are refused, so nobody "
+            "can claim those rewards by firing the event."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -1,6 +1,10 @@
 """Coupons as assets: the uploaded code pool, the storefront's redemption answers, and the
 jobs that issue a benefit to a whole segment."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -80,6 +84,14 @@ class IssueState(models.TextChoices):
     APPROVED = "approved", _("approved, issuing")
     COMPLETED = "completed", _("completed")
     CANCELLED = "cancelled", _("cancelled")
+
+
+def may_cancel_issue(issue: BenefitIssue, user: Any) -> bool:
+    """Whoever prepares issues (operators) or approves them (approvers) may call one off."""
+    return bool(
+        user.has_perm("activities.change_benefitissue")
+        or user.has_perm("activities.approve_benefitissue")
+    )
 
 
 class BenefitIssue(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
@@ -163,7 +175,12 @@ class BenefitIssue(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
     def approve(self) -> None:
         pass
 
-    @transition(field=state, source=IssueState.REQUESTED, target=IssueState.CANCELLED)
+    @transition(
+        field=state,
+        source=IssueState.REQUESTED,
+        target=IssueState.CANCELLED,
+        permission=may_cancel_issue,
+    )
     def cancel(self) -> None:
         pass
 
@@ -176,6 +193,7 @@ class IssueOutcome(models.TextChoices):
     OUT_OF_STOCK = "out_of_stock", _("out of stock")
     BUDGET_EXHAUSTED = "budget_exhausted", _("budget exhausted")
     ALREADY_HELD = "already_held", _("already holds one")
+    LIMIT_REACHED = "limit_reached", _("reached the limit per customer")
 
 
 class IssueSkip(models.Model):

@@ -86,11 +86,32 @@ def validity(
     """
     until = spec.valid_until
     if spec.valid_days is not None:
-        zone = ZoneInfo(timezone_name)
-        last_day = issued_at.astimezone(zone).date() + dt.timedelta(days=spec.valid_days)
-        midnight = dt.datetime.combine(last_day, dt.time(0), tzinfo=zone)
+        issue_day = issued_at.astimezone(ZoneInfo(timezone_name)).date()
+        midnight = local_midnight(issue_day + dt.timedelta(days=spec.valid_days), timezone_name)
         until = midnight if until is None else min(until, midnight)
     return spec.valid_from, until
+
+
+def local_midnight(day: dt.date, timezone_name: str) -> dt.datetime:
+    """The instant `day` begins in the zone: where a validity starts, and where the one that
+    ends with the day before stops (a midnight skipped by a clock change resolves to the
+    first instant of the day)."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=ZoneInfo(timezone_name))
+
+
+def first_and_last_day(
+    *, valid_from: dt.datetime | None, valid_until: dt.datetime | None, timezone_name: str
+) -> tuple[dt.date | None, dt.date | None]:
+    """Fixed validity as the days an operator sees in the zone: the day it starts and the
+    last whole day before it stops (the inverse of `local_midnight`)."""
+    zone = ZoneInfo(timezone_name)
+    first = valid_from.astimezone(zone).date() if valid_from is not None else None
+    last = (
+        (valid_until.astimezone(zone) - dt.timedelta(microseconds=1)).date()
+        if valid_until is not None
+        else None
+    )
+    return first, last
 
 
 def coupon_terms(

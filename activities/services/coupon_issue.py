@@ -1,13 +1,14 @@
 """Issuing a benefit to every customer of a segment, set-based, in pages, exactly once.
 
 A page is one transaction under the issue's row lock: the next keyset page of the segment
-after `cursor`, the customers who already hold the benefit set aside, stock and budget taken
-for as many as they cover (the benefit and activity rows locked in the engine's order, so no
-deadlock with it), the grants inserted from arrays in one statement (`issue:<job>:<customer>`
-keys, unique), the others recorded as skipped with why, the cursor moved. A worker killed
-midway loses its open page only, and the next run starts from the committed cursor; two runs at
-once queue on the row lock and the second finds the page done. A beat sweep restarts issues
-whose worker died.
+after `cursor`, the customers who already hold the benefit set aside, the others counted
+against the benefit's per-customer limit (the counter a chain's grant moves, so a coupon from
+a segment and one from an event share it), stock and budget taken for as many as they cover
+(counter, benefit and activity rows locked in the engine's order, so no deadlock with it),
+the grants inserted from arrays in one statement (`issue:<job>:<customer>` keys, unique), the
+others recorded as skipped with why, the cursor moved. A worker killed midway loses its open
+page only, and the next run starts from the committed cursor; two runs at once queue on the
+row lock and the second finds the page done. A beat sweep restarts issues whose worker died.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from activities.models import (
     IssueOutcome,
     IssueSkip,
     IssueState,
+    ParticipationCounter,
 )
 from activities.services import approvals, coupon_codes, coupon_notices
 from core.errors import GambitError, InvalidConfiguration, TransitionNotAllowed
@@ -216,10 +218,16 @@ def _page(*, issue_id: int, page_size: int) -> PageResult | None:
         )
         ids = list(page)
         held = _holding(benefit=issue.benefit, customer_ids=ids)
-        eligible = [pk for pk in ids if pk not in held]
+        unheld = [pk for pk in ids if pk not in held]
+        # The limit is counted before stock and budget are locked, in the order a chain run
+        # takes them (counter, benefit, activity); those the stock then misses are uncounted.
+        counted = _count_towards_limit(issue=issue, customer_ids=unheld)
+        eligible = [pk for pk in unheld if pk in counted]
         count, short_of = _take(issue=issue, wanted=len(eligible))
+        _uncount(issue=issue, customer_ids=eligible[count:])
         granted = _insert_grants(issue=issue, customer_ids=eligible[:count], now=now)
         skips: list[tuple[int, str]] = [(pk, IssueOutcome.ALREADY_HELD) for pk in ids if pk in held]
+        skips += [(pk, IssueOutcome.LIMIT_REACHED) for pk in unheld if pk not in counted]
         skips += [(pk, short_of) for pk in eligible[count:]]
         _record_skips(issue=issue, skips=skips)
         if issue.notification_template is not None and granted:
@@ -241,17 +249,15 @@ def _page(*, issue_id: int, page_size: int) -> PageResult | None:
 
 
 def _holding(*, benefit: Benefit, customer_ids: list[int]) -> set[int]:
-    """Who in the page already holds an unused one, or has reached the per-customer limit.
-    One probe of the customer index per page member (LATERAL): the cost follows the page,
-    not the benefit's grants, which grow with every page of the issue."""
+    """Who in the page already holds an unused one. One probe of the (benefit, customer)
+    index per page member: the cost follows the page, not the benefit's grants, which grow
+    with every page of the issue."""
     if not customer_ids:
         return set()
-    limit = benefit.per_customer_limit
     statement = sql.SQL(
-        "SELECT page.id FROM unnest(%s::bigint[]) AS page(id) CROSS JOIN LATERAL ("
-        " SELECT count(*) AS n, bool_or(g.{state} = %s) AS held FROM {grants} AS g"
-        " WHERE g.{customer} = page.id AND g.{benefit} = %s"
-        ") AS mine WHERE mine.held OR mine.n >= %s"
+        "SELECT page.id FROM unnest(%s::bigint[]) AS page(id) WHERE EXISTS ("
+        " SELECT 1 FROM {grants} AS g"
+        " WHERE g.{customer} = page.id AND g.{benefit} = %s AND g.{state} = %s)"
     ).format(
         grants=sql.Identifier(Grant._meta.db_table),
         customer=_column("customer"),
@@ -259,11 +265,65 @@ def _holding(*, benefit: Benefit, customer_ids: list[int]) -> set[int]:
         state=_column("state"),
     )
     with connection.cursor() as cursor:
-        cursor.execute(
-            statement.as_string(None),
-            [customer_ids, GrantState.ISSUED, benefit.pk, limit if limit is not None else 2**31],
-        )
+        cursor.execute(statement.as_string(None), [customer_ids, benefit.pk, GrantState.ISSUED])
         return {row[0] for row in cursor.fetchall()}
+
+
+def _limit_counter() -> dict[str, Any]:
+    """The counter a chain's grant of this benefit moves (`grants.issue_grant`): a coupon
+    issued to a segment is that customer's grant of the benefit as much as an event's."""
+    meta = ParticipationCounter._meta
+    return {
+        "table": sql.Identifier(meta.db_table),
+        "activity": sql.Identifier(meta.get_field("activity").column),
+        "scope": sql.Identifier(meta.get_field("scope").column),
+        "key": sql.Identifier(meta.get_field("key").column),
+        "period": sql.Identifier(meta.get_field("period").column),
+        "count": sql.Identifier(meta.get_field("count").column),
+    }
+
+
+def _limit_values(issue: BenefitIssue, customer_ids: list[int]) -> dict[str, Any]:
+    return {
+        "activity": issue.activity_id,
+        "key": f"benefit:{issue.benefit.code}",
+        "period": "all",
+        "scopes": [f"c:{pk}" for pk in customer_ids],
+        "limit": issue.benefit.per_customer_limit,
+    }
+
+
+def _count_towards_limit(*, issue: BenefitIssue, customer_ids: list[int]) -> set[int]:
+    """Count one grant of the benefit for each customer still under its per-customer limit,
+    in one upsert; returns who was counted (everyone when the benefit has no limit)."""
+    limit = issue.benefit.per_customer_limit
+    if limit is None:
+        return set(customer_ids)
+    if not customer_ids or limit < 1:
+        return set()
+    statement = sql.SQL(
+        "INSERT INTO {table} ({activity}, {scope}, {key}, {period}, {count})"
+        " SELECT %(activity)s, page.scope, %(key)s, %(period)s, 1"
+        " FROM unnest(%(scopes)s::text[]) WITH ORDINALITY AS page(scope, n) ORDER BY page.n"
+        " ON CONFLICT ({activity}, {scope}, {key}, {period})"
+        " DO UPDATE SET {count} = {table}.{count} + 1 WHERE {table}.{count} + 1 <= %(limit)s"
+        " RETURNING {scope}"
+    ).format(**_limit_counter())
+    with connection.cursor() as cursor:
+        cursor.execute(statement.as_string(None), _limit_values(issue, customer_ids))
+        return {int(row[0].removeprefix("c:")) for row in cursor.fetchall()}
+
+
+def _uncount(*, issue: BenefitIssue, customer_ids: list[int]) -> None:
+    """Give back the counts of customers the stock or budget then did not reach."""
+    if issue.benefit.per_customer_limit is None or not customer_ids:
+        return
+    statement = sql.SQL(
+        "UPDATE {table} SET {count} = {count} - 1 WHERE {activity} = %(activity)s"
+        " AND {key} = %(key)s AND {period} = %(period)s AND {scope} = ANY(%(scopes)s::text[])"
+    ).format(**_limit_counter())
+    with connection.cursor() as cursor:
+        cursor.execute(statement.as_string(None), _limit_values(issue, customer_ids))
 
 
 def _column(name: str) -> sql.Identifier:

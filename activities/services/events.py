@@ -18,7 +18,7 @@ from django.utils import timezone
 from activities import enqueue, selectors
 from activities.engine.errors import StepFailed
 from activities.engine.runner import run_activity, skip_activity
-from activities.errors import InvalidPayload, UnknownActivity, UnknownChannel
+from activities.errors import InternalChannel, InvalidPayload, UnknownActivity, UnknownChannel
 from activities.models import Activity, Channel, Event, EventFailure, EventState
 from activities.services import event_attempts, journeys, redemptions, waiters
 from activities.services.conversions import record_conversions
@@ -81,6 +81,10 @@ def _validated_target(
     if not found:
         raise UnknownChannel(f"There is no channel {channel_code!r}.")
     channel = found[0]
+    if channel.internal:
+        raise InternalChannel(
+            f"Channel {channel_code!r} is fired by Gambit only (it credits other customers)."
+        )
     _check_payload(channel, payload)
     activity_id = None
     if activity_code is not None:
@@ -118,7 +122,7 @@ def accept_event(
         channel, activity_id = _validated_target(
             channel_code=channel_code, payload=payload, activity_code=activity_code
         )
-    except (UnknownChannel, InvalidPayload, UnknownActivity):
+    except (UnknownChannel, InternalChannel, InvalidPayload, UnknownActivity):
         # A retry of an accepted request gets its event, even if the configuration changed.
         existing = Event.objects.filter(client=client, idempotency_key=idempotency_key).first()
         if existing is None:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from activities.engine.cache import coupon_spec
 from activities.models import (
     Activity,
     ActivityState,
@@ -29,6 +30,7 @@ from activities.models import (
     Team,
 )
 from activities.selectors_subjects import leaderboard_top
+from activities.services import coupon_codes
 from activities.services.assists import expire_overdue_requests, expire_requests
 from activities.services.teams import expire_overdue_teams, expire_teams
 from core.db.rows import insert_or_lock
@@ -56,31 +58,50 @@ def _tier(tiers: list[dict[str, Any]], rank: int) -> str | None:
     return next((t["benefit"] for t in tiers if rank <= t["up_to_rank"]), None)
 
 
-def _award(*, activity: Activity, benefit: Benefit, customer_id: int) -> tuple[Grant | None, str]:
-    """One prize, stock and budget taken by conditional UPDATE; (grant, "") or (None, why)."""
+def _award(
+    *, activity: Activity, benefit: Benefit, customer_id: int, now: dt.datetime
+) -> tuple[Grant | None, str]:
+    """One prize, stock and budget taken by conditional UPDATE; (grant, "") or (None, why).
+
+    A coupon prize gets its code and validity as any coupon grant does. The savepoint gives
+    back the stock and budget taken when a pool coupon then finds no free code."""
     key = f"settle:{activity.pk}:{customer_id}"
-    if benefit.stock_total is not None and not Benefit.objects.filter(
-        pk=benefit.pk, stock_remaining__gte=1
-    ).update(stock_remaining=F("stock_remaining") - 1):
-        return None, "out_of_stock"
-    value = benefit.value
-    if (
-        activity.budget_total is not None
-        and value
-        and not Activity.objects.filter(pk=activity.pk, budget_remaining__gte=value).update(
-            budget_remaining=F("budget_remaining") - value
+    with transaction.atomic():
+        if benefit.stock_total is not None and not Benefit.objects.filter(
+            pk=benefit.pk, stock_remaining__gte=1
+        ).update(stock_remaining=F("stock_remaining") - 1):
+            return None, "out_of_stock"
+        value = benefit.value
+        if (
+            activity.budget_total is not None
+            and value
+            and not Activity.objects.filter(pk=activity.pk, budget_remaining__gte=value).update(
+                budget_remaining=F("budget_remaining") - value
+            )
+        ):
+            transaction.set_rollback(True)
+            return None, "budget_exhausted"
+        code = valid_from = valid_until = None
+        spec = coupon_spec(benefit)
+        if spec is not None:
+            code, valid_from, valid_until = coupon_codes.coupon_terms(
+                spec=spec, benefit_id=benefit.pk, timezone_name=activity.timezone, now=now
+            )
+            if code is None:
+                transaction.set_rollback(True)
+                return None, "out_of_stock"
+        grant = Grant.objects.create(
+            benefit=benefit,
+            activity=activity,
+            customer_id=customer_id,
+            idempotency_key=key,
+            quantity=1,
+            remaining=1,
+            value=value,
+            code=code,
+            valid_from=valid_from,
+            valid_until=valid_until,
         )
-    ):
-        return None, "budget_exhausted"
-    grant = Grant.objects.create(
-        benefit=benefit,
-        activity=activity,
-        customer_id=customer_id,
-        idempotency_key=key,
-        quantity=1,
-        remaining=1,
-        value=value,
-    )
     record_grant(kind=benefit.kind, quantity=1)
     return grant, ""
 
@@ -120,7 +141,7 @@ def settle_activity(*, activity_id: int, now: dt.datetime | None = None) -> Sett
                 entry["skipped"] = "unknown_benefit"
             else:
                 grant, why = _award(
-                    activity=activity, benefit=benefit, customer_id=place.customer_id
+                    activity=activity, benefit=benefit, customer_id=place.customer_id, now=now
                 )
                 if grant is None:
                     entry["skipped"] = why

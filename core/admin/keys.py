@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms, http
 from django.contrib import admin, messages
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
@@ -12,23 +13,23 @@ from core.models import ApiScope, StorefrontKey
 
 class StorefrontKeyForm(forms.ModelForm):
     name = forms.CharField(
-        label=_("name"),
+        label=capfirst(_("name")),
         max_length=50,
         help_text=_("Which storefront client uses this key; it cannot be changed once revoked."),
     )
     expiry_date = forms.DateTimeField(
-        label=_("expires"),
+        label=capfirst(_("expires")),
         required=False,
         help_text=_("After this time clients can no longer use the key."),
         widget=admin.widgets.AdminSplitDateTime,
     )
     revoked = forms.BooleanField(
-        label=_("revoked"),
+        label=capfirst(_("revoked")),
         required=False,
         help_text=_("A revoked key is refused from now on; revoking cannot be undone."),
     )
     scopes = forms.MultipleChoiceField(
-        label=_("scopes"),
+        label=capfirst(_("scopes")),
         choices=ApiScope.choices,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("A key can do only what is ticked here."),

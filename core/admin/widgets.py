@@ -24,6 +24,8 @@ from django.utils.translation import gettext_lazy as _
 from core.labels import ENUM_LABELS, OPERATOR_LABELS, PROPERTY_LABELS
 from core.rules import OPERATORS
 
+from .sentences import sentence
+
 BUILDER_JS = ("gambit/vendor/Sortable.min.js", "gambit/field_picker.js", "gambit/builders.js")
 BUILDER_CSS = {"all": ("gambit/gambit.css",)}
 
@@ -66,7 +68,7 @@ def builder_strings() -> dict[str, str]:
     strings.update({f"op_{op}": OPERATOR_LABELS[op] for op in OPERATORS})
     strings.update({f"prop_{name}": label for name, label in PROPERTY_LABELS.items()})
     strings.update({f"enum_{name}": label for name, label in ENUM_LABELS.items()})
-    return {key: str(value) for key, value in strings.items()}
+    return {key: str(sentence(value)) for key, value in strings.items()}
 
 
 class JSONBuilderWidget(forms.Widget):

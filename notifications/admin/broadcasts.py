@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from reversion_compare.admin import CompareVersionAdmin
 
@@ -77,7 +78,7 @@ class BroadcastForm(LocalDateTimeFormMixin, forms.ModelForm):
     """The start time is typed as a wall time in the broadcast's own timezone (DST gaps and
     overlaps are refused on the field) and stored in UTC."""
 
-    send_at = LocalDateTimeField(label=_("send at"), required=False)
+    send_at = LocalDateTimeField(label=capfirst(_("send at")), required=False)
     local_datetime_fields = ("send_at",)
 
     class Meta:

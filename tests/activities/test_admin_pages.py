@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from activities.models import Chain, ChainRun, Event, Grant, Participation
+from activities.reason_labels import reason_label
 from tests.e2e.scenario import activity_on, quiz_template, role_user
 
 pytestmark = pytest.mark.django_db
@@ -217,3 +218,23 @@ def test_dashboard_funnel_and_daily_series(admin_client_, activity):
     assert len(data["runs"]) == 14
     assert data["grants"][-1]["count"] == 0
     assert data["sends"] is None or data["sends"][-1]["count"] == 0
+
+
+def test_dry_run_page_names_reasons_kinds_and_settings_in_words(admin_client_, activity):
+    from activities.models import Channel
+
+    url = reverse("admin:activities_activity_dry_run", args=[activity.pk])
+    channel = Channel.objects.get(code="quiz.completed")
+    refused = admin_client_.post(
+        url, {"channel": channel.pk, "customer": "c1", "payload": '{"score": 40}'}
+    )
+    assert refused.context["reason_text"] == reason_label("rule_not_met")
+    assert "rule_not_met" not in refused.content.decode()
+
+    granted = admin_client_.post(
+        url, {"channel": channel.pk, "customer": "c1", "payload": '{"score": 90}'}
+    )
+    assert [(g["benefit"], g["kind_label"]) for g in granted.context["grant_rows"]] == [
+        ("chance", "chance")
+    ]
+    assert "{'" not in granted.content.decode()

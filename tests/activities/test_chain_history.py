@@ -83,8 +83,8 @@ def test_the_compare_page_shows_the_changed_field_and_reverts(client):
         reverse("admin:activities_chain_compare", args=[chain.pk]),
         {"version_id1": first.pk, "version_id2": second.pk},
     ).content.decode()
-    assert "step 3 (Grant a benefit): quantity from 1 to 2." in page
-    assert "step 1 (" not in page
+    assert "Step 3 (Grant a benefit): quantity from 1 to 2." in page
+    assert "Step 1 (" not in page
     revert = reverse("admin:activities_chain_revision", args=[chain.pk, first.pk])
     assert revert in page
 

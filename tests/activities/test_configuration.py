@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from activities.models import ActivityState, ChainRun, ChainStep, Grant, RunOutcome
+from activities.models import ActivityState, ChainRun, ChainStep, Channel, Grant, RunOutcome
 from activities.services import configuration as conf
 from activities.services import readiness
 from activities.services.events import accept_event, process_event
@@ -162,6 +162,17 @@ def test_chain_without_loop_may_emit(quiz_chain):
     )
     step.refresh_from_db()
     assert step.config == {"channel": "task.done"}
+
+
+def test_a_step_crediting_other_customers_makes_its_channel_fired_by_gambit_only(quiz_chain):
+    conf.save_step(chain=quiz_chain, processor="emit_event", config={"channel": "thanks.sent"})
+    assert not Channel.objects.filter(code="thanks.sent", internal=True).exists()
+    conf.save_step(
+        chain=quiz_chain,
+        processor="emit_event",
+        config={"channel": "friend.credited", "to": {"field": "event.friend"}},
+    )
+    assert Channel.objects.get(code="friend.credited").internal is True
 
 
 def test_moving_a_chain_can_close_a_loop(quiz_chain):

@@ -2,6 +2,7 @@
 an approver approves it, progress is live; pool upload; CSV exports; the activity's figures."""
 
 import csv
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -140,3 +141,21 @@ def test_the_activity_figures_count_coupons_by_state(client, benefit):
         "redemption_rate": 0.5,
     }
     assert 'data-figure="coupons-rate">50%' in response.content.decode()
+
+
+def test_a_grants_validity_shows_in_the_activitys_zone(client):
+    activity = ActivityFactory(timezone="Asia/Shanghai")
+    gift = BenefitFactory(activity=activity, code="gift", kind="coupon")
+    grant = Grant.objects.create(
+        activity=activity,
+        benefit=gift,
+        customer=CustomerFactory(),
+        quantity=1,
+        remaining=1,
+        idempotency_key="zone-shown",
+        code="ZONE-1",
+        valid_until=dt.datetime(2026, 12, 31, 16, 0, tzinfo=dt.UTC),
+    )
+    client.force_login(role_user("Viewer", "vera"))
+    body = client.get(reverse("admin:activities_grant_change", args=[grant.pk])).content.decode()
+    assert "2027-01-01 00:00 CST (Asia/Shanghai) = 2026-12-31 16:00 UTC" in body

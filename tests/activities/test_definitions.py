@@ -438,6 +438,52 @@ def test_a_date_written_without_quotes_is_read_as_local_time(appendix):
     assert activity.starts_at == dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
 
 
+def test_coupon_code_settings_and_validity_round_trip(appendix):
+    appendix["coupons_follow_orders"] = False
+    appendix["benefits"][2]["coupon"] = {
+        "prefix": "SPRING-",
+        "length": 10,
+        "first_day": "2026-12-01",
+        "last_day": "2026-12-31",
+        "days": 30,
+    }
+    appendix["benefits"].append({"code": "vouchers", "kind": "coupon", "coupon": {"codes": "pool"}})
+    activity = import_definition(document=appendix)
+    assert activity.coupons_follow_orders is False
+    coupon = activity.benefits.get(code="coupon-5")
+    assert (coupon.code_source, coupon.code_prefix, coupon.code_length, coupon.valid_days) == (
+        "generated",
+        "SPRING-",
+        10,
+        30,
+    )
+    # Days in the document's zone (Asia/Shanghai): from its midnight to the one ending the day.
+    assert (coupon.valid_from, coupon.valid_until) == (
+        dt.datetime(2026, 11, 30, 16, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 31, 16, 0, tzinfo=dt.UTC),
+    )
+    pool = activity.benefits.get(code="vouchers")
+    assert (pool.code_source, pool.stock_total, pool.stock_remaining) == ("pool", 0, 0)
+    assert export_definition(activity=activity) == appendix
+
+
+def test_coupon_settings_are_checked_with_their_path(appendix):
+    appendix["benefits"][0]["coupon"] = {"days": 3}
+    appendix["benefits"][2]["coupon"] = {"first_day": "2026-12-10", "last_day": "2026-12-01"}
+    appendix["benefits"].append(
+        {"code": "vouchers", "kind": "coupon", "stock": 5, "coupon": {"codes": "pool"}}
+    )
+    appendix["benefits"].append(
+        {"code": "feb", "kind": "coupon", "coupon": {"last_day": "2027-02-30"}}
+    )
+    assert problems(refused(appendix)) == [
+        ("benefits[0].coupon", "not_a_coupon"),
+        ("benefits[2].coupon.last_day", "invalid_validity"),
+        ("benefits[3].stock", "pool_stock"),
+        ("benefits[4].coupon.last_day", "invalid_date"),
+    ]
+
+
 # --- property: random canonical documents round-trip exactly ------------------------------------
 
 code_text = st.from_regex(r"[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,4}){0,2}", fullmatch=True)

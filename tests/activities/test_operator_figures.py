@@ -69,7 +69,7 @@ def test_figures_page_shows_reasons_in_words(client):
     response = client.get(reverse("admin:activities_activity_figures", args=[activity.pk]))
     assert response.status_code == 200
     labels = [row["label"] for row in response.context["figures"]["rejections"]]
-    assert labels == ["daily limit reached", "the rule was not met"]
+    assert labels == ["Daily limit reached", "The rule was not met"]
     body = response.content.decode()
     assert "gambit/vendor/chart.umd.min.js" in body
     assert 'data-figure="participants">3<' in body

@@ -2,14 +2,16 @@
 when they cannot work, driven over REST to their rewards, read back through the leaderboard,
 team, help-request and progress endpoints; dry runs from a given state."""
 
+import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
 from activities.definitions.gameplays import create_from_gameplay, get
-from activities.models import Activity, Event, Grant, Team
+from activities.models import Activity, Channel, CodeSource, Event, Grant, Settlement, Team
 from activities.services import settlement
 from activities.services.events import process_event
 from core.errors import InvalidConfiguration
@@ -31,7 +33,7 @@ def launch(code, params=None, *, activity_code=None):
             "timezone": "Asia/Shanghai",
             **WINDOW,
             "segment": None,
-            "benefits": gameplay.default_benefits,
+            "benefits": gameplay.initial_benefits(),
         },
         launch_bypassing_review_by="test",
     )
@@ -254,3 +256,84 @@ def test_dry_run_from_votes_used_and_a_score(shop):
         activity=board, customer=player, state={"score": 90}, now=timezone.now()
     )
     assert shop.fire("game.scored", "player", {"points": 10})["result"]["score"]["score"] == 100
+
+
+def test_a_coupon_prize_gets_its_code_and_validity_at_settlement(shop):
+    gameplay = get("leaderboard")
+    activity = create_from_gameplay(
+        gameplay_code="leaderboard",
+        parameters={**gameplay.defaults(), "prizes": [{"up_to_rank": 2, "benefit": "gold"}]},
+        activity={
+            "code": "coupon-board",
+            "name": "Test",
+            "timezone": "Asia/Shanghai",
+            **WINDOW,
+            "segment": None,
+            "benefits": [{"code": "gold", "kind": "coupon", "value": "20.00", "stock": 1}],
+        },
+        launch_bypassing_review_by="test",
+    )
+    activity.benefits.filter(code="gold").update(code_prefix="TOP", code_length=8, valid_days=2)
+    shop.fire("game.scored", "a", {"points": 30})
+    shop.fire("game.scored", "b", {"points": 20})
+    Activity.objects.filter(pk=activity.pk).update(state="ended")
+    ended = timezone.now()
+
+    assert settlement.settle_gameplays(now=ended)["settled"] == 1
+    [prize] = Grant.objects.filter(activity=activity)
+    assert prize.customer.external_id == "a"
+    assert (prize.code[:3], len(prize.code), prize.value) == ("TOP", 11, 20)
+    last_day = ended.astimezone(ZoneInfo("Asia/Shanghai")).date() + dt.timedelta(days=2)
+    assert prize.valid_until == dt.datetime.combine(last_day, dt.time(0), ZoneInfo("Asia/Shanghai"))
+    coupons = shop.get("/api/v1/customers/a/coupons/")["results"]
+    assert [(c["code"], c["benefit"]) for c in coupons] == [(prize.code, "gold")]
+    result = Settlement.objects.get(activity=activity).result["prizes"]
+    assert [(p["customer"], p.get("skipped")) for p in result] == [
+        ("a", None),
+        ("b", "out_of_stock"),
+    ]
+    assert activity.benefits.get(code="gold").stock_remaining == 0
+
+
+def test_a_pool_coupon_prize_without_free_codes_is_skipped_and_gives_its_stock_back(shop):
+    gameplay = get("leaderboard")
+    activity = create_from_gameplay(
+        gameplay_code="leaderboard",
+        parameters={**gameplay.defaults(), "prizes": [{"up_to_rank": 1, "benefit": "gold"}]},
+        activity={
+            "code": "pool-board",
+            "name": "Test",
+            "timezone": "Asia/Shanghai",
+            **WINDOW,
+            "segment": None,
+            "benefits": [{"code": "gold", "kind": "coupon", "value": "20.00", "stock": 3}],
+        },
+        launch_bypassing_review_by="test",
+    )
+    activity.benefits.filter(code="gold").update(code_source=CodeSource.POOL)
+    shop.fire("game.scored", "a", {"points": 30})
+    Activity.objects.filter(pk=activity.pk).update(state="ended")
+
+    assert settlement.settle_gameplays()["settled"] == 1
+    assert not Grant.objects.filter(activity=activity).exists()
+    [prize] = Settlement.objects.get(activity=activity).result["prizes"]
+    assert (prize["customer"], prize["skipped"]) == ("a", "out_of_stock")
+    assert activity.benefits.get(code="gold").stock_remaining == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "credit_channel"),
+    [("group-buy", "team.completed"), ("assist", "assist.fulfilled")],
+)
+def test_the_storefront_cannot_fire_the_channel_that_credits_others(shop, code, credit_channel):
+    launch(code)
+    assert Channel.objects.get(code=credit_channel).internal is True
+    response = shop.api.post(
+        "/api/v1/events/",
+        data=json.dumps({"channel": credit_channel, "customer": "mallory", "payload": {}}),
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="claim-the-reward",
+    )
+    assert (response.status_code, response.json()["code"]) == (403, "internal_channel")
+    assert not Event.objects.filter(channel__code=credit_channel).exists()
+    assert not Grant.objects.filter(customer__external_id="mallory").exists()

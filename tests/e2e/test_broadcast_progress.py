@@ -72,6 +72,7 @@ def test_broadcast_progress_bar_reaches_100(new_page, shot, webhook_sink):
     login(page, "arthur")
     page.goto(f"/admin/notifications/broadcast/{broadcast.pk}/change/")
     page.click("[data-action=start]")
+    page.click("[data-action=confirm]")  # "Send now" asks first, with the audience size
     page.wait_for_selector(".messagelist .success")
     broadcast.refresh_from_db()
     assert broadcast.state == BroadcastState.SENDING

@@ -1,14 +1,18 @@
 """An operator creates a check-in streak from the gameplay gallery's form (in Chinese and in
 English), is refused on the field for a milestone past the streak, dry-runs from a 6-day
-streak, and an approver launches it."""
+streak, and an approver launches it; the storefront then checks in over REST, the seventh day
+of a streak earning the coupon (the other gameplays: test_gameplay_gallery.py)."""
 
 import datetime as dt
 
 import pytest
 from django.utils import timezone
 
+from activities.definitions.gameplays import get
 from activities.models import Activity, ActivityState
+from segments.models import Customer
 from tests.e2e.scenario import login, role_user
+from tests.e2e.storefront import open_storefront
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -16,7 +20,7 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
-def test_checkin_streak_from_the_gallery_to_launch(new_page, shot, language):
+def test_checkin_streak_from_the_gallery_to_its_reward(live_server, new_page, shot, language):
     role_user("Operator", "olivia")
     role_user("Approver", "arthur")
     now = timezone.now().astimezone(SHANGHAI)
@@ -75,3 +79,17 @@ def test_checkin_streak_from_the_gallery_to_launch(new_page, shot, language):
     activity.refresh_from_db()
     assert activity.state == ActivityState.RUNNING
     shot(approver, "06-launched")
+
+    # Over REST: a first check-in, then one that makes a 6-day streak (as the dry run had it)
+    # seven days long; a second check-in the same day counts nothing.
+    with open_storefront(live_server.url) as storefront:
+        assert storefront.fire("checkin.done", "bob")["grants"] == []
+        alice = Customer.objects.create(external_id="alice")
+        get("checkin-streak").start_state(
+            activity=activity, customer=alice, state={"streak_days": 6}, now=timezone.now()
+        )
+        seventh = storefront.fire("checkin.done", "alice")
+        assert [grant["benefit"] for grant in seventh["grants"]] == ["coupon-7"]
+        assert storefront.fire("checkin.done", "alice")["reason"] == "already_checked_in"
+        assert storefront.grants("alice") == [("coupon-7", 1)]
+        assert storefront.coupons("alice") == [("coupon-7", "5.00")]

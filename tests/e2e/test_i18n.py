@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CATALOG = Path(__file__).resolve().parents[2] / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.mo"
 # Text a page shows that is not a label: data the test created, and proper names.
-DATA = {"春季答题", "答题", "张三", "简体中文", "English", "Gambit"}
+# "score" is the key of the event payload build_data stores ({"score": 80}).
+DATA = {"春季答题", "答题", "张三", "简体中文", "English", "Gambit", "score"}
 ENGLISH_PHRASE = re.compile(r"\b[A-Za-z]{2,}(?: [A-Za-z]{2,})+\b")
 # Proper names that stay in English in Chinese text.
 PROPER_NAMES = ("JSON Schema",)
@@ -107,6 +108,31 @@ def build_data() -> dict[str, str]:
         outcome="granted",
         steps=[{"processor": "rule_check", "outcome": "passed", "ms": 0.1}],
         result={"balances": {"chance": 1}},
+    )
+    # A run stopped by the engine: its reason code must reach the operator as words.
+    refused = Event.objects.create(
+        idempotency_key="k-2",
+        request_hash="",
+        channel=channel,
+        customer=customer,
+        payload={"score": 80},
+    )
+    ChainRun.objects.create(
+        event=refused,
+        activity=activity,
+        customer=customer,
+        outcome="rejected",
+        reason="day_limit_reached",
+        steps=[
+            {"processor": "rule_check", "outcome": "passed", "ms": 0.1},
+            {
+                "processor": "participation_limit",
+                "outcome": "rejected",
+                "reason": "day_limit_reached",
+                "ms": 0.1,
+            },
+        ],
+        result={},
     )
     Grant.objects.create(
         benefit=activity.benefits.get(),

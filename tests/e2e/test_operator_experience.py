@@ -3,14 +3,23 @@ the dashboard and an activity's figures matching the database; screenshots at 10
 1920 px, and no page scrolling sideways at 1400 px."""
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from reversion.models import Version
 
+from activities.admin.chain_diff import processor_label
+from activities.engine.processors.grant_benefit import GrantBenefit
 from activities.models import Activity, Chain, ChainRun, Channel, Grant
+from activities.reason_labels import reason_label
+from core.admin.condition_text import condition_text
+from core.admin.sentences import sentence
+from core.labels import PROPERTY_LABELS
+from core.models import OperatorProfile
 from segments.models import Order, OrderState, Segment
 from tests.activities.test_operator_figures import busy_quiz
 from tests.e2e.scenario import activity_on, login, quiz_template, role_user
@@ -19,7 +28,9 @@ from tests.segments.factories import CustomerFactory, TagFactory
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 WIDTHS = (1024, 1400, 1920)
-SIDEWAYS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_PHRASE = re.compile(r"\b[A-Za-z]{2,}(?: [A-Za-z]{2,})+\b")
+SIDEWAYS = "() => document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
 
 
 def at_widths(page, shot, name: str) -> None:
@@ -137,40 +148,69 @@ def test_dashboard_and_figures_match_the_database(new_page, shot, language):
         Grant.objects.filter(activity=activity).count()
     ]
     assert charts["rejections"]["values"] == [12, 1]
+    with translation.override(language):
+        expected = [sentence(reason_label(code)) for code in ("day_limit_reached", "rule_not_met")]
+    assert charts["rejections"]["labels"] == expected
     if language == "en":
-        assert charts["rejections"]["labels"] == ["daily limit reached", "the rule was not met"]
+        assert expected == ["Daily limit reached", "The rule was not met"]
     at_widths(page, shot, f"figures-{language}")
 
 
-def test_no_page_scrolls_sideways_at_1400(new_page, shot):
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_no_page_scrolls_sideways_at_1400(new_page, shot, language):
     activity = busy_quiz()
+    customer = buyers()[0]
     role_user(None, "root")
-    page = new_page("zh-hans")
+    page = new_page(language)
     login(page, "root")
     chain = activity.template.chains.get()
-    pages = {
-        "activities": "/admin/activities/activity/",
+    # The pages an operator works in: screenshots at each width, no sideways scroll at 1400 px.
+    main = {
         "activity": f"/admin/activities/activity/{activity.pk}/change/",
-        "chain": f"/admin/activities/chain/{chain.pk}/change/",
+        "chain-builder": f"/admin/activities/chain/{chain.pk}/change/",
+        "segment-builder": "/admin/segments/segment/add/",
+        "broadcast-form": "/admin/notifications/broadcast/add/",
+        "figures": f"/admin/activities/activity/{activity.pk}/figures/",
+        "customer": f"/admin/segments/customer/{customer.pk}/change/",
+    }
+    for name, url in main.items():
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        at_widths(page, shot, f"{name}-{language}")
+    # The customer page shows the customer's tags and orders.
+    page.goto(main["customer"])
+    assert page.locator(".field-tag_list .readonly").inner_text() == "VIP"
+    assert page.locator(".field-recent_orders .readonly a").inner_text() == "o0"
+    # The lists they pass through, at 1400 px.
+    lists = {
+        "activities": "/admin/activities/activity/",
         "template": f"/admin/activities/strategytemplate/{activity.template_id}/change/",
         "runs": "/admin/activities/chainrun/",
-        "segment-add": "/admin/segments/segment/add/",
+        "participations": "/admin/activities/participation/",
         "customers": "/admin/segments/customer/",
-        "broadcast-add": "/admin/notifications/broadcast/add/",
+        "broadcasts": "/admin/notifications/broadcast/",
     }
     wide = {}
-    for name, url in pages.items():
+    for name, url in lists.items():
         page.goto(url)
         overflow = page.evaluate(SIDEWAYS)
         if overflow > 0:
             wide[name] = overflow
-            shot(page, f"sideways-{name}")
+            shot(page, f"sideways-{name}-{language}")
     assert wide == {}
     # The chain builder at the narrowest supported width: nothing clipped or sideways.
     page.set_viewport_size({"width": 1024, "height": 900})
-    page.goto(pages["chain"])
-    shot(page, "chain-1024")
+    page.goto(main["chain-builder"])
     assert page.evaluate(SIDEWAYS) <= 0
+    # The activity runs, so its chain is read-only: still steps counted from 1, in words.
+    processors = list(chain.steps.order_by("position").values_list("processor", flat=True))
+    with translation.override(language):
+        titles = [f"{n}. {processor_label(key)}" for n, key in enumerate(processors, 1)]
+        rule = condition_text(chain.steps.get(position=0).config)
+    assert page.locator("#steps-group h3 .inline_label").all_inner_texts() == titles
+    steps = page.locator("#steps-group").inner_text()
+    assert rule in steps
+    assert "{" not in steps and "rule_check" not in steps
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
@@ -210,6 +250,10 @@ def test_chain_condition_from_the_picker_errors_on_the_field_diff_and_revert(
     assert "does not match" not in key_error.inner_text()
     if language == "en":
         assert key_error.inner_text().startswith("Counter name Check in Day! is not allowed")
+    else:
+        assert CJK.search(key_error.inner_text()), key_error.inner_text()
+        assert CJK.search(low_error.inner_text()), low_error.inner_text()
+        assert not ENGLISH_PHRASE.search(low_error.inner_text().replace("abc", ""))
     at_widths(page, shot, f"chain-errors-{language}")
 
     # Fix both, save; then change the quantity and read the diff.
@@ -229,8 +273,12 @@ def test_chain_condition_from_the_picker_errors_on_the_field_diff_and_revert(
     )
     diff = page.locator(".gambit-diff").inner_text()
     assert "1" in diff and "2" in diff
+    with translation.override(language):
+        step = sentence(_("step %(n)d (%(processor)s)") % {"n": 3, "processor": GrantBenefit.label})
+        setting = str(PROPERTY_LABELS["quantity"])
+    assert diff.startswith(step) and setting in diff, diff
     if language == "en":
-        assert diff == "step 3 (Grant a benefit): quantity from 1 to 2."
+        assert diff == "Step 3 (Grant a benefit): quantity from 1 to 2."
     at_widths(page, shot, f"chain-diff-{language}")
     page.click(f"a[href$='/history/{first.pk}/']")
     page.click("input[name=_save]")
@@ -266,3 +314,23 @@ def test_export_and_import_an_activity_document(new_page, shot, language, tmp_pa
     page.wait_for_selector(".messagelist .success, #gambit-import-problems")
     assert page.locator("#gambit-import-problems").count() == 0, problems.inner_text()
     assert Activity.objects.get(code="copy").state == "draft"
+
+
+def test_the_language_picked_in_the_header_is_kept_for_the_user(new_page, shot):
+    user = role_user("Operator", "olivia")
+    page = new_page("en")
+    login(page, "olivia")
+    with page.expect_navigation():
+        page.select_option("#gambit-language-select", "zh-hans")
+    assert page.locator("html").get_attribute("lang") == "zh-hans"
+    assert OperatorProfile.objects.get(user=user).language == "zh-hans"
+    # Another browser, its cookie still English: once logged in, the admin speaks Chinese.
+    elsewhere = new_page("en")
+    login(elsewhere, "olivia")
+    assert elsewhere.locator("html").get_attribute("lang") == "zh-hans"
+    assert elsewhere.locator("#gambit-language-select").input_value() == "zh-hans"
+    shot(elsewhere, "kept-language")
+    # Switching back is kept as well.
+    with elsewhere.expect_navigation():
+        elsewhere.select_option("#gambit-language-select", "en")
+    assert OperatorProfile.objects.get(user=user).language == "en"

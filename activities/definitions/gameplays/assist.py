@@ -174,8 +174,8 @@ GAMEPLAY = register(
         parameters=PARAMETERS,
         build=_build,
         default_benefits=[
-            {"code": "assist-gift", "kind": "prize", "name": "Gift for asking"},
-            {"code": "helper-points", "kind": "points", "name": "Points for helping"},
+            {"code": "assist-gift", "kind": "prize", "name": gettext_lazy("Gift for asking")},
+            {"code": "helper-points", "kind": "points", "name": gettext_lazy("Points for helping")},
         ],
         progress=_progress,
         dry_run_state=DryRunState(

@@ -137,7 +137,12 @@ GAMEPLAY = register(
         parameters=PARAMETERS,
         build=_build,
         default_benefits=[
-            {"code": "group-price", "kind": "coupon", "name": "Group price", "value": "10.00"}
+            {
+                "code": "group-price",
+                "kind": "coupon",
+                "name": gettext_lazy("Group price"),
+                "value": "10.00",
+            }
         ],
         progress=_progress,
         dry_run_state=DryRunState(

@@ -164,9 +164,9 @@ GAMEPLAY = register(
         build=_build,
         validate=_validate,
         default_benefits=[
-            {"code": "gold", "kind": "prize", "name": "Gold prize", "stock": 1},
-            {"code": "silver", "kind": "prize", "name": "Silver prize", "stock": 2},
-            {"code": "bronze", "kind": "prize", "name": "Bronze prize", "stock": 7},
+            {"code": "gold", "kind": "prize", "name": gettext_lazy("Gold prize"), "stock": 1},
+            {"code": "silver", "kind": "prize", "name": gettext_lazy("Silver prize"), "stock": 2},
+            {"code": "bronze", "kind": "prize", "name": gettext_lazy("Bronze prize"), "stock": 7},
         ],
         progress=_progress,
         dry_run_state=DryRunState(

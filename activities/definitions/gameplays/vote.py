@@ -172,7 +172,9 @@ GAMEPLAY = register(
         parameters=PARAMETERS,
         build=_build,
         validate=_validate,
-        default_benefits=[{"code": "vote-points", "kind": "points", "name": "Points per vote"}],
+        default_benefits=[
+            {"code": "vote-points", "kind": "points", "name": gettext_lazy("Points per vote")}
+        ],
         progress=_progress,
         dry_run_state=DryRunState(
             schema={

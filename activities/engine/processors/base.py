@@ -75,6 +75,12 @@ class Processor:
         return set()
 
     @classmethod
+    def credited_channels(cls, config: dict[str, Any]) -> set[str]:
+        """Channels the step fires into for customers other than the acting one; the
+        storefront may not fire those itself."""
+        return set()
+
+    @classmethod
     def can_emit(cls) -> bool:
         """Whether steps of this processor may fire events (it says which, by config)."""
         return cls.emitted_channels.__func__ is not Processor.emitted_channels.__func__  # type: ignore[attr-defined]

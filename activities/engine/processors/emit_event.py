@@ -84,6 +84,10 @@ class EmitEvent(Processor):
     def emitted_channels(cls, config: dict[str, Any]) -> set[str]:
         return {config["channel"]}
 
+    @classmethod
+    def credited_channels(cls, config: dict[str, Any]) -> set[str]:
+        return {config["channel"]} if "to" in config else set()
+
     def process(self, ctx: RunContext) -> None:
         payload = {}
         for name, spec in self.config.get("payload", {}).items():

@@ -3,11 +3,13 @@ each group ends up with exactly the permissions below, whatever it had before.
 
 - Viewer: sees everything in the back-office, changes nothing.
 - Operator: builds configuration (templates, chains, activities, benefits, channels, segments,
-  notification templates, broadcasts) and submits activities for approval; cannot schedule,
-  launch, pause, end, send or revoke.
+  notification templates, broadcasts), submits activities for approval, prepares issues of a
+  benefit to a segment and uploads coupon pools; cannot schedule, launch, pause, end, send,
+  approve an issue or revoke.
 - Approver: sees everything, approves (never their own edit: four eyes) and runs the
-  lifecycle: schedule, pause, resume, end, archive, send broadcasts, revoke grants. Approvers
-  do not edit configuration, so what they approve is what an operator built.
+  lifecycle: schedule, pause, resume, end, archive, send broadcasts, approve (or call off)
+  issues to segments, revoke grants. Approvers do not edit configuration, so what they
+  approve is what an operator built.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ RUNTIME_MODELS = {
         "grant",
         "participation",
         "participationcounter",
+        # Pool codes flip to issued when handed out; operators upload pools through the
+        # benefit, never edit single codes. Redemptions and skips are what happened.
+        "couponcode",
+        "couponredemption",
+        "issueskip",
         "webhookcall",
         "journeyversion",
         "waitingrun",

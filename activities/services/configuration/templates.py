@@ -6,6 +6,7 @@ the next event compiles the new chains. A template used by a running activity is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -196,6 +197,7 @@ def save_step(
             )
         if errors:
             raise refuse(_("The step cannot be saved."), errors)
+        mark_credited_channels(steps=[(processor, config)])
         others = [pk for pk in _ordered_step_ids(chain) if step is None or pk != step.pk]
         if step is None:
             step = ChainStep.objects.create(
@@ -251,6 +253,19 @@ def _channel_errors(code: Any, path: str) -> list[ConfigError]:
     except ValidationError as error:
         return [ConfigError(path, text, "invalid") for text in error.messages]
     return []
+
+
+def mark_credited_channels(*, steps: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Channels these (processor, config) steps fire for other customers become fired by
+    Gambit only: the storefront could otherwise claim a team's or a helper's reward itself."""
+    credited: set[str] = set()
+    for processor, config in steps:
+        processor_class = registry.get(processor)
+        if processor_class is not None:
+            credited |= processor_class.credited_channels(config)
+    for code in sorted(credited):
+        ensure_channel(code=code)
+    Channel.objects.filter(code__in=credited, internal=False).update(internal=True)
 
 
 def ensure_channel(*, code: str) -> Channel:

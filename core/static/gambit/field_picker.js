@@ -19,6 +19,11 @@
     return node;
   }
 
+  // Field labels stand alone in the picker: in English they read as sentences (capital first).
+  function sentence(text) {
+    return String(text).replace(/^([+(\s]*)([a-z])/, function (_m, lead, letter) { return lead + letter.toUpperCase(); });
+  }
+
   function literal(text) {
     var trimmed = text.trim();
     if (/^-?\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
@@ -74,10 +79,10 @@
     fields.forEach(function (f, index) {
       var key = f.group || "";
       if (!groups[key]) {
-        groups[key] = key ? el("optgroup", { label: key }) : select;
+        groups[key] = key ? el("optgroup", { label: sentence(key) }) : select;
         if (key) select.appendChild(groups[key]);
       }
-      groups[key].appendChild(el("option", { value: String(index), text: f.label, "data-name": f.name }));
+      groups[key].appendChild(el("option", { value: String(index), text: sentence(f.label), "data-name": f.name }));
     });
     select.appendChild(el("option", { value: "other", text: t.other_field || "…" }));
     select.value = other ? "other" : spec ? String(fields.indexOf(spec)) : "";
