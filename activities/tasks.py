@@ -77,7 +77,8 @@ def call_webhook_task(self, call_id: int) -> None:
 
 
 # Beat's sweep of due waiting runs: each row is claimed with SKIP LOCKED and resumed in the
-# claiming transaction, so overlapping sweeps share the work and a killed one loses nothing.
+# claiming transaction, so overlapping sweeps share the work and a killed one loses nothing;
+# beyond GAMBIT_JOURNEY_SWEEPERS at once, a sweep returns at once.
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -86,7 +87,9 @@ def call_webhook_task(self, call_id: int) -> None:
 )
 def resume_due_waits_task() -> int:
     return journeys.resume_due(
-        limit=settings.GAMBIT_JOURNEY_BATCH, seconds=settings.GAMBIT_JOURNEY_SWEEP_SECONDS
+        limit=settings.GAMBIT_JOURNEY_BATCH,
+        seconds=settings.GAMBIT_JOURNEY_SWEEP_SECONDS,
+        sweepers=settings.GAMBIT_JOURNEY_SWEEPERS,
     )
 
 

@@ -113,10 +113,13 @@ def hold(
     )
 
 
-def suspend(*, ctx: RunContext, chain: CompiledChain, template_version: int) -> dict[str, Any]:
+def journey_for(*, chain: CompiledChain, template_version: int) -> CompiledJourney:
+    return compiled_journey(journey_version_id(chain=chain, template_version=template_version))
+
+
+def suspend(*, ctx: RunContext, journey: CompiledJourney) -> dict[str, Any]:
     """The run waits: its row is written; returns the result the storefront sees meanwhile."""
     assert ctx.suspension is not None
-    journey = compiled_journey(journey_version_id(chain=chain, template_version=template_version))
     hold(ctx=ctx, suspension=ctx.suspension, journey_id=journey.id, exits=journey.exit_channels)
     return waiting_result(ctx.suspension)
 

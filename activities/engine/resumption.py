@@ -19,13 +19,13 @@ import structlog
 from django.db import transaction
 from django.db.models import Case, Value, When
 
-from activities.models import ChainRun, Event, RunOutcome, WaitingRun, WaitState
+from activities.models import ChainRun, Event, WaitingRun, WaitState
 from activities.selectors import RunnableActivity
 
 from .cache import activity_config
 from .context import RunContext
-from .journeys import compiled_journey, hold, waiting_result
-from .runner import _finish, _participation, _run_steps, _Verdict
+from .journeys import compiled_journey
+from .runner import _finish, _participation, _run_steps, _Verdict, complete
 from .waits import ELAPSED, EVENT, TIMEOUT
 
 logger = structlog.get_logger(__name__)
@@ -100,33 +100,15 @@ def resume_waiting(
                 wait={"outcome": outcome, "event": arrived.payload if arrived else {}},
             )
             _run_steps(journey.steps[waiting.step + 1 :], ctx, trace)
-            granted = earlier + [
-                {"benefit": g.benefit.code, "kind": g.benefit.kind, "quantity": g.quantity}
-                for g in ctx.grants
-            ]
-            final = RunOutcome.GRANTED if granted else RunOutcome.COMPLETED
-            result = ctx.result or {"granted": granted}
-            if ctx.suspension is not None:
-                final = RunOutcome.WAITING
-                hold(
-                    ctx=ctx,
-                    suspension=ctx.suspension,
-                    journey_id=journey.id,
-                    exits=journey.exit_channels,
-                )
-                result = {**result, **waiting_result(ctx.suspension)}
-            _finish(
+            complete(
                 run,
-                outcome=final,
-                reason=ctx.reason,
-                steps=trace,
-                result=result,
-                error="",
+                ctx=ctx,
+                trace=trace,
                 started=started,
                 template_version=run.template_version,
+                journey=lambda: journey,
+                earlier=earlier,
             )
-            for effect in ctx.effects:
-                transaction.on_commit(effect)
     except _Verdict as verdict:
         for write in durable:
             write()

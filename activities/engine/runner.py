@@ -33,7 +33,7 @@ from core.metrics import record_run
 from .cache import CompiledStep, activity_config, compiled_chain
 from .context import RunContext
 from .errors import Rejected, StepFailed
-from .journeys import suspend
+from .journeys import CompiledJourney, journey_for, suspend
 
 logger = structlog.get_logger(__name__)
 
@@ -186,6 +186,46 @@ def _finish(
     record_run(outcome=outcome, seconds=run.duration_ms / 1000)
 
 
+def complete(
+    run: ChainRun,
+    *,
+    ctx: RunContext,
+    trace: list[dict[str, Any]],
+    started: float,
+    template_version: int,
+    journey: Callable[[], CompiledJourney],
+    earlier: list[Any] | None = None,
+) -> None:
+    """The steps ran to the chain's end or to a wait step: the run's outcome, result and trace
+    are written (a waiting one also holds its WaitingRun row, on the version `journey` gives),
+    and the steps' effects are scheduled on commit. `earlier`: what the run granted before it
+    waited, which a resumed run's result keeps."""
+    granted = [
+        *(earlier or []),
+        *(
+            {"benefit": g.benefit.code, "kind": g.benefit.kind, "quantity": g.quantity}
+            for g in ctx.grants
+        ),
+    ]
+    outcome = RunOutcome.GRANTED if granted else RunOutcome.COMPLETED
+    result = ctx.result or {"granted": granted}
+    if ctx.suspension is not None:
+        outcome = RunOutcome.WAITING
+        result = {**result, **suspend(ctx=ctx, journey=journey())}
+    _finish(
+        run,
+        outcome=outcome,
+        reason=ctx.reason,
+        steps=trace,
+        result=result,
+        error="",
+        started=started,
+        template_version=template_version,
+    )
+    for effect in ctx.effects:
+        transaction.on_commit(effect)
+
+
 def run_activity(*, event: Event, activity: RunnableActivity) -> ChainRun:
     started = time.perf_counter()
     chain = compiled_chain(activity.template_id, activity.template_version, event.channel_id)
@@ -219,29 +259,16 @@ def run_activity(*, event: Event, activity: RunnableActivity) -> ChainRun:
                 durable=durable,
             )
             _run_steps(chain.steps, ctx, trace)
-            outcome = RunOutcome.GRANTED if ctx.grants else RunOutcome.COMPLETED
-            result = ctx.result or {
-                "granted": [
-                    {"benefit": g.benefit.code, "kind": g.benefit.kind, "quantity": g.quantity}
-                    for g in ctx.grants
-                ]
-            }
-            if ctx.suspension is not None:
-                outcome = RunOutcome.WAITING
-                waiting = suspend(ctx=ctx, chain=chain, template_version=activity.template_version)
-                result = {**result, **waiting}
-            _finish(
+            complete(
                 run,
-                outcome=outcome,
-                reason=ctx.reason,
-                steps=trace,
-                result=result,
-                error="",
+                ctx=ctx,
+                trace=trace,
                 started=started,
                 template_version=activity.template_version,
+                journey=lambda: journey_for(
+                    chain=chain, template_version=activity.template_version
+                ),
             )
-            for effect in ctx.effects:
-                transaction.on_commit(effect)
     except _Verdict as verdict:
         with transaction.atomic():
             run = _locked_run(event=event, activity_id=activity.id)

@@ -330,8 +330,13 @@ CELERY_BEAT_SCHEDULE["sweep-webhook-calls"] = {
 # --- Journeys: waiting runs (docs/journeys.md) ---------------------------------------------------
 # Beat sweeps due waiting runs this often; each sweep resumes batch after batch for at most
 # GAMBIT_JOURNEY_SWEEP_SECONDS, so a run resumes at most about one interval after it is due.
-GAMBIT_JOURNEY_BATCH = env.int("GAMBIT_JOURNEY_BATCH", default=200)
+# At most GAMBIT_JOURNEY_SWEEPERS sweeps run at once (SKIP LOCKED shares the rows between
+# them); the rest of the worker's slots stay free for storefront events. One keeps up with
+# 100,000 due a minute on two cores, and two cost the storefront's latency there
+# (docs/benchmarks.md); raise it with more cores for PostgreSQL and the workers.
+GAMBIT_JOURNEY_BATCH = env.int("GAMBIT_JOURNEY_BATCH", default=500)
 GAMBIT_JOURNEY_SWEEP_SECONDS = env.float("GAMBIT_JOURNEY_SWEEP_SECONDS", default=50.0)
+GAMBIT_JOURNEY_SWEEPERS = env.int("GAMBIT_JOURNEY_SWEEPERS", default=1)
 CELERY_TASK_ROUTES["activities.tasks.resume_due_waits_task"] = {"queue": "default"}
 CELERY_BEAT_SCHEDULE["resume-due-waits"] = {
     "task": "activities.tasks.resume_due_waits_task",

@@ -15,7 +15,13 @@ from activities.services import journeys, lifecycle
 from activities.services.configuration.templates import save_step
 from activities.services.events import process_event
 from notifications.models import Delivery
-from tests.journeys.builders import build_journey, build_unpaid_reminder, fire
+from tests.factories import BenefitFactory
+from tests.journeys.builders import (
+    build_journey,
+    build_unpaid_reminder,
+    fire,
+    make_waiting_runs,
+)
 
 T0 = dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.UTC)
 
@@ -197,8 +203,6 @@ def test_a_run_resumes_on_the_version_it_started_with(time_machine):
             {"processor": "grant_benefit", "config": {"benefit": "points", "quantity": 1}},
         ],
     )
-    from tests.factories import BenefitFactory
-
     BenefitFactory(activity=activity, code="points", kind="points")
     event = send("signed.up", "vic", {}, "s-vic")
     lifecycle.pause_activity(activity=activity)
@@ -288,11 +292,12 @@ def test_sweeps_racing_each_other_resume_every_run_exactly_once(time_machine):
             {"processor": "grant_benefit", "config": {"benefit": "points", "quantity": 1}},
         ],
     )
-    from tests.factories import BenefitFactory
-
     BenefitFactory(activity=activity, code="points", kind="points")
-    for i in range(60):
-        send("signed.up", f"r-{i}", {}, f"r-{i}")
+    # Written directly, not through committed events: a Celery worker left running by another
+    # test would process those on the real clock and make the runs due then.
+    make_waiting_runs(
+        activity=activity, channel="signed.up", count=60, due_at=T0 + dt.timedelta(minutes=1)
+    )
     time_machine.move_to(T0 + dt.timedelta(minutes=1), tick=False)
     start = threading.Barrier(3)
     counts: list[int] = []
