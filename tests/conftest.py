@@ -151,12 +151,31 @@ def flushed_broker():
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
+class SessionWorker:
+    """The worker `celery_worker` tests share, started when one first needs it. A test that runs
+    workers of its own stops it first: two workers on one broker would share the test's tasks."""
+
+    def __init__(self, django_db_blocker) -> None:
+        self.blocker = django_db_blocker
+        self.worker: Worker | None = None
+
+    def running(self) -> Worker:
+        if self.worker is None:
+            with self.blocker.unblock():
+                self.worker = Worker().start()
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+
 @pytest.fixture(scope="session")
-def session_worker(django_db_setup, django_db_blocker, flushed_broker) -> Iterator[Worker]:
-    with django_db_blocker.unblock():
-        worker = Worker().start()
-    yield worker
-    worker.stop()
+def session_worker(django_db_setup, django_db_blocker, flushed_broker) -> Iterator[SessionWorker]:
+    shared = SessionWorker(django_db_blocker)
+    yield shared
+    shared.stop()
 
 
 @pytest.fixture
@@ -166,13 +185,15 @@ def celery_worker(transactional_db, session_worker) -> Iterator[Worker]:
     Torn down before the database is flushed, it waits for the worker to go idle: a task still
     holding row locks when the flush truncates every table can deadlock the flush.
     """
-    yield session_worker
-    session_worker.wait_idle()
+    worker = session_worker.running()
+    yield worker
+    worker.wait_idle()
 
 
 @pytest.fixture
-def make_worker(django_db_setup, flushed_broker) -> Iterator[Callable[..., Worker]]:
+def make_worker(django_db_setup, flushed_broker, session_worker) -> Iterator[Callable[..., Worker]]:
     """Workers a test starts, kills and restarts itself."""
+    session_worker.stop()
     started: list[Worker] = []
 
     def make(**kwargs) -> Worker:

@@ -144,7 +144,8 @@ class Stack:
 
 
 @pytest.fixture
-def start_stack(django_db_setup, flushed_broker) -> Iterator:
+def start_stack(django_db_setup, flushed_broker, session_worker) -> Iterator:
+    session_worker.stop()  # the stack's own worker serves this test alone
     stacks: list[Stack] = []
 
     def start(**kwargs) -> Stack:
