@@ -23,6 +23,8 @@ from activities.models import (
     Participation,
     ParticipationCounter,
     Streak,
+    WaitingRun,
+    WaitState,
 )
 from core.db.compiled_queries import CompiledQuery
 from core.rules import MISSING, dig
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 class _ProcessAnnotations(TypedDict):
     has_conversion_goals: bool
+    customer_waits: bool
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,12 @@ def _event_to_process(event_id: uuid.UUID) -> QuerySet[Event]:
     return (
         Event.objects.select_related("customer")
         .annotate(
-            has_conversion_goals=Exists(live_conversion_goals(channel_id=OuterRef("channel_id")))
+            has_conversion_goals=Exists(live_conversion_goals(channel_id=OuterRef("channel_id"))),
+            customer_waits=Exists(
+                WaitingRun.objects.filter(
+                    customer_id=OuterRef("customer_id"), state=WaitState.WAITING
+                )
+            ),
         )
         .filter(pk=event_id)
         .order_by()
@@ -243,9 +251,9 @@ _EVENT_TO_PROCESS = CompiledQuery(_event_to_process, event_id=uuid.UUID)
 
 
 def event_to_process(*, event_id: Any) -> WithAnnotations[Event, _ProcessAnnotations] | None:
-    """The event with its customer, and whether any live conversion goal listens on its
-    channel (so an event no experiment measures costs no further query). Every event runs
-    this, so it runs precompiled."""
+    """The event with its customer, whether any live conversion goal listens on its channel,
+    and whether the customer has a journey waiting (so an event no experiment measures and no
+    journey awaits costs no further query). Every event runs this, so it runs precompiled."""
     try:
         key = event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
     except ValueError:
