@@ -168,6 +168,7 @@ class EventListCreateView(APIView):
             customer_external_id=data["customer"],
             payload=data["payload"],
             activity_code=data["activity"],
+            awaited=bool(wait),
         )
         if wait:
             deadline = time.monotonic() + wait

@@ -71,6 +71,15 @@ class Event(FSMModelMixin, models.Model):
         default=0,
         help_text=_("Attempts started so far; at the limit the event fails as a dead letter."),
     )
+    awaited = models.BooleanField(
+        _("a request waits for it"),
+        default=False,
+        editable=False,
+        help_text=_(
+            "A storefront request asked to wait for the result (Prefer: wait); the worker then "
+            "says when the event is finished."
+        ),
+    )
     error = models.TextField(_("error"), blank=True)
     failure_reason = models.CharField(
         _("failure reason"), max_length=32, blank=True, choices=EventFailure.choices

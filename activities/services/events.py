@@ -67,6 +67,14 @@ def _same_request(event: Event, digest: str) -> Event:
     return event
 
 
+def _repeat(event: Event, digest: str, *, awaited: bool) -> Event:
+    _same_request(event, digest)
+    if awaited and event.state in event_attempts.UNFINISHED and not event.awaited:
+        # If the worker finishes first, this matches nothing and the waiter finds it done.
+        Event.objects.filter(pk=event.pk, state__in=event_attempts.UNFINISHED).update(awaited=True)
+    return event
+
+
 # Every storefront event looks these up.
 _CHANNEL = CompiledQuery(lambda code: Channel.objects.filter(code=code)[:1], code=str)
 _ACTIVITY_ID = CompiledQuery(
@@ -103,8 +111,12 @@ def accept_event(
     customer_external_id: str,
     payload: dict[str, Any],
     activity_code: str | None = None,
+    awaited: bool = False,
 ) -> tuple[Event, bool]:
     """Record one storefront event exactly once per (client, key); returns (event, created).
+
+    `awaited`: the request will wait for the result (`Prefer: wait`), so the worker must say
+    when the event is finished; a repeat of the request marks its unfinished event the same way.
 
     The insert itself decides whether the key is new (`ON CONFLICT DO NOTHING`), so a new
     event costs no lookup first and no savepoint, and of 100 concurrent requests with one key
@@ -127,7 +139,7 @@ def accept_event(
         existing = Event.objects.filter(client=client, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return _same_request(existing, digest), False
+        return _repeat(existing, digest, awaited=awaited), False
 
     customer_id = ensure_customer_id(external_id=customer_external_id)
     event = insert_unless_taken(
@@ -140,10 +152,11 @@ def accept_event(
         payload=payload,
         activity_id=activity_id,
         dispatched_at=timezone.now(),
+        awaited=awaited,
     )
     if event is None:
         existing = Event.objects.get(client=client, idempotency_key=idempotency_key)
-        return _same_request(existing, digest), False
+        return _repeat(existing, digest, awaited=awaited), False
     transaction.on_commit(lambda: dispatch_event(event_id=event.pk))
     record_event(source="storefront", channel=channel.code)
     logger.info(
@@ -292,8 +305,10 @@ def process_event(*, event_id: Any) -> Event | None:
             record_conversions(event=event)
         event.finish()
         event.finished_at = timezone.now()
-        save_columns(event, "state", "finished_at", "error")
-        transaction.on_commit(lambda: waiters.announce(event_id=event.pk))
+        # Read back with the write: a repeated request may have started waiting meanwhile.
+        if save_columns(event, "state", "finished_at", "error", returning="awaited"):
+            # Announcing costs a Redis round trip; most events have nobody waiting.
+            transaction.on_commit(lambda: waiters.announce(event_id=event.pk))
     structlog.contextvars.unbind_contextvars("event_id", "customer")
     return event
 

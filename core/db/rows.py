@@ -170,12 +170,20 @@ def _update_sql(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, tup
     return sql, fields
 
 
-def save_columns(instance: Model, *names: str) -> None:
+def save_columns(instance: Model, *names: str, returning: str | None = None) -> Any:
     """`instance.save(update_fields=names)` for a saved instance (auto_now fields still get
-    their new time)."""
+    their new time). With `returning` (a field's attname), the row's value of that column as the
+    update left it (a concurrent writer may have changed it since `instance` was read), as the
+    driver returns it, with no field conversion; None when the row is gone."""
     model = type(instance)
     _writable(model)
     sql, fields = _update_sql(model, names)
     params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
+    if returning is not None:
+        sql = f"{sql} RETURNING {_column(model, returning)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, instance._meta.pk.get_db_prep_value(instance.pk, connection)])
+        if returning is None:
+            return None
+        row = cursor.fetchone()
+    return None if row is None else row[0]

@@ -6,7 +6,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from activities.models import ChainRun, Event, EventState, Grant, RunOutcome
-from activities.services import events
+from activities.services import events, waiters
 from activities.tasks import run_event_task
 from tests.factories import build_quiz_lottery, make_api_key
 
@@ -95,3 +95,56 @@ def test_a_rejected_run_leaves_the_event_done_and_nothing_granted():
     assert (run.outcome, run.reason) == (RunOutcome.REJECTED, "rule_not_met")
     assert Event.objects.get(pk=event.pk).state == EventState.DONE
     assert not Grant.objects.exists()
+
+
+def _accept_quiz(*, client, key: str, awaited: bool) -> Event:
+    event, _ = events.accept_event(
+        client=client,
+        idempotency_key=key,
+        channel_code="quiz.completed",
+        customer_external_id="cleo",
+        payload={"score": 90},
+        awaited=awaited,
+    )
+    return event
+
+
+def _process_and_commit(event: Event, capture) -> None:
+    with capture(execute=True):
+        events.process_event(event_id=event.pk)
+
+
+@pytest.mark.django_db
+def test_the_worker_announces_a_finished_event_only_when_a_request_waits_for_it(
+    django_capture_on_commit_callbacks,
+):
+    build_quiz_lottery()
+    client = make_api_key()[0]
+    unwatched = _accept_quiz(client=client, key="fire-and-forget", awaited=False)
+    watched = _accept_quiz(client=client, key="prefer-wait", awaited=True)
+
+    _process_and_commit(unwatched, django_capture_on_commit_callbacks)
+    _process_and_commit(watched, django_capture_on_commit_callbacks)
+
+    assert waiters.wait_for(event_id=unwatched.pk, timeout=0.05) is False
+    assert waiters.wait_for(event_id=watched.pk, timeout=0.05) is True
+
+
+@pytest.mark.django_db
+def test_a_repeated_request_that_waits_gets_the_announcement_of_the_first_ones_event(
+    django_capture_on_commit_callbacks,
+):
+    build_quiz_lottery()
+    client = make_api_key()[0]
+    first = _accept_quiz(client=client, key="retried", awaited=False)
+    repeat = _accept_quiz(client=client, key="retried", awaited=True)
+    assert (repeat.pk, Event.objects.get(pk=first.pk).awaited) == (first.pk, True)
+
+    _process_and_commit(first, django_capture_on_commit_callbacks)
+
+    assert waiters.wait_for(event_id=first.pk, timeout=0.05) is True
+    # Once the event is finished a waiting repeat finds it done and marks nothing.
+    done = _accept_quiz(client=client, key="fire-and-forget-done", awaited=False)
+    _process_and_commit(done, django_capture_on_commit_callbacks)
+    _accept_quiz(client=client, key="fire-and-forget-done", awaited=True)
+    assert Event.objects.get(pk=done.pk).awaited is False

@@ -218,3 +218,14 @@ def test_save_columns_writes_like_save_with_update_fields_and_sends_no_signal(mo
         0,
     )
     assert stored.created_at is not None
+
+
+@pytest.mark.django_db
+def test_save_columns_returns_the_column_as_the_row_holds_it_after_the_update():
+    event = insert_unless_taken(Event, **new_event_values())
+    # Another writer marks the row after this instance was read.
+    Event.objects.filter(pk=event.pk).update(awaited=True)
+    event.finish()
+    assert (event.awaited, save_columns(event, "state", returning="awaited")) == (False, True)
+    Event.objects.filter(pk=event.pk).delete()
+    assert save_columns(event, "state", returning="awaited") is None
