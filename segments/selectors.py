@@ -24,6 +24,12 @@ def members_of(segment: Segment, *, now: dt.datetime | None = None) -> QuerySet[
     return Customer.objects.filter(compile_rule(check_rule(segment.rule), now=now))
 
 
+def customer_id_of(*, external_id: str) -> QuerySet[Customer]:
+    """The id of the customer with this storefront id, as a one-column query to embed in
+    another (no row when the storefront never sent it)."""
+    return Customer.objects.filter(external_id=external_id).values("pk")[:1]
+
+
 def rule_members(*, rule: Any, now: dt.datetime | None = None) -> QuerySet[Customer]:
     """The customers an unsaved dynamic rule selects, as one query (the rule builder's live
     count and sample); RuleError when the rule does not check."""

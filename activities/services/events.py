@@ -7,12 +7,14 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from activities import enqueue, selectors
@@ -28,7 +30,8 @@ from core.db.rows import insert_unless_taken, save_columns
 from core.errors import IdempotencyConflict
 from core.metrics import record_event
 from core.models import StorefrontKey
-from segments.services import ensure_customer_id
+from segments.selectors import customer_id_of
+from segments.services import ensure_customer
 
 if TYPE_CHECKING:
     from activities.engine.context import RunContext
@@ -75,17 +78,36 @@ def _repeat(event: Event, digest: str, *, awaited: bool) -> Event:
     return event
 
 
-# Every storefront event looks these up.
-_CHANNEL = CompiledQuery(lambda code: Channel.objects.filter(code=code)[:1], code=str)
+# Every storefront event looks these up; the channel's row also brings the customer's id, so
+# an event from a known customer costs the request one query less.
+_CHANNEL_AND_CUSTOMER = CompiledQuery(
+    lambda code, external_id: Channel.objects.filter(code=code).annotate(
+        known_customer_id=Subquery(customer_id_of(external_id=external_id))
+    )[:1],
+    code=str,
+    external_id=str,
+)
 _ACTIVITY_ID = CompiledQuery(
     lambda code: Activity.objects.filter(code=code).values_list("pk")[:1], code=str
 )
 
 
+@dataclass(frozen=True)
+class _Target:
+    channel: Channel
+    activity_id: int | None
+    # None: the storefront never sent this customer before.
+    known_customer_id: int | None
+
+
 def _validated_target(
-    *, channel_code: str, payload: dict[str, Any], activity_code: str | None
-) -> tuple[Channel, int | None]:
-    found = _CHANNEL.instances(code=channel_code)
+    *,
+    channel_code: str,
+    customer_external_id: str,
+    payload: dict[str, Any],
+    activity_code: str | None,
+) -> _Target:
+    found = _CHANNEL_AND_CUSTOMER.instances(code=channel_code, external_id=customer_external_id)
     if not found:
         raise UnknownChannel(f"There is no channel {channel_code!r}.")
     channel = found[0]
@@ -100,7 +122,11 @@ def _validated_target(
         if not ids:
             raise UnknownActivity(f"There is no activity {activity_code!r}.")
         activity_id = ids[0][0]
-    return channel, activity_id
+    return _Target(
+        channel=channel,
+        activity_id=activity_id,
+        known_customer_id=channel.known_customer_id,  # type: ignore[attr-defined]
+    )
 
 
 def accept_event(
@@ -131,8 +157,11 @@ def accept_event(
         activity=activity_code,
     )
     try:
-        channel, activity_id = _validated_target(
-            channel_code=channel_code, payload=payload, activity_code=activity_code
+        target = _validated_target(
+            channel_code=channel_code,
+            customer_external_id=customer_external_id,
+            payload=payload,
+            activity_code=activity_code,
         )
     except (UnknownChannel, InternalChannel, InvalidPayload, UnknownActivity):
         # A retry of an accepted request gets its event, even if the configuration changed.
@@ -141,7 +170,8 @@ def accept_event(
             raise
         return _repeat(existing, digest, awaited=awaited), False
 
-    customer_id = ensure_customer_id(external_id=customer_external_id)
+    channel = target.channel
+    customer_id = target.known_customer_id or ensure_customer(external_id=customer_external_id).pk
     event = insert_unless_taken(
         Event,
         client_id=client.pk,
@@ -150,7 +180,7 @@ def accept_event(
         channel_id=channel.pk,
         customer_id=customer_id,
         payload=payload,
-        activity_id=activity_id,
+        activity_id=target.activity_id,
         dispatched_at=timezone.now(),
         awaited=awaited,
     )
