@@ -1,4 +1,7 @@
-"""`Prefer: wait`: a worker announces a finished event on Redis; a waiting request wakes up."""
+"""`Prefer: wait`: a worker announces a finished event on Redis; a waiting request wakes up.
+
+Only events a request waits for are announced (`Event.awaited`, see `events.accept_event` and
+`events.process_event`); dead letters and events failed for good always are."""
 
 from typing import Any
 
