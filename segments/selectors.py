@@ -24,7 +24,7 @@ def members_of(segment: Segment, *, now: dt.datetime | None = None) -> QuerySet[
     return Customer.objects.filter(compile_rule(check_rule(segment.rule), now=now))
 
 
-def customer_id_of(*, external_id: str) -> QuerySet[Customer]:
+def customer_id_of(*, external_id: str) -> QuerySet[Customer, Any]:
     """The id of the customer with this storefront id, as a one-column query to embed in
     another (no row when the storefront never sent it)."""
     return Customer.objects.filter(external_id=external_id).values("pk")[:1]

@@ -125,7 +125,7 @@ def _validated_target(
     return _Target(
         channel=channel,
         activity_id=activity_id,
-        known_customer_id=channel.known_customer_id,  # type: ignore[attr-defined]
+        known_customer_id=channel.known_customer_id,
     )
 
 
